@@ -1,0 +1,1 @@
+"""Shared core for sequential recommenders: data, sequences, metrics, losses, training."""
