@@ -8,3 +8,7 @@ class InputError(ValueError):
   ``ratings.csv line 17: item id 'abc' is not an integer``. Binaries catch it and
   exit with that line instead of a stack trace.
   """
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. the loss became NaN); the message is one line."""

@@ -1,0 +1,272 @@
+"""The one training loop for every model family.
+
+`train(task, config, train_data, eval_data)` jit-compiles the task's loss into
+a data-parallel step over a (data, model) mesh, trains with the trainable
+subset of parameters, evaluates, checkpoints with orbax and resumes from the
+latest checkpoint in `config.workdir`. Batches are a pure function of
+(seed, step), so a resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from flax import struct
+from jax.sharding import Mesh, PartitionSpec as P
+
+from seqrec import checkpoint, mesh as mesh_lib, optim
+from seqrec.errors import InputError, TrainingError
+from seqrec.task import Task
+from seqrec.writer import MetricWriter
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything the loop needs; binaries build it from flags."""
+
+  workdir: str
+  num_steps: int
+  batch_size: int
+  learning_rate: float = 1e-3
+  seed: int = 0
+  eval_every: int = 0  # 0: evaluate only at the end
+  checkpoint_every: int = 0  # 0: checkpoint only at the end
+  log_every: int = 50
+  eval_batch_size: int = 256
+  adam_b1: float = 0.9
+  adam_b2: float = 0.999
+  grad_clip: float | None = None
+  num_devices: int | None = None  # None: all devices
+  model_parallel: int = 1
+  param_rules: tuple[tuple[str, P], ...] = ()  # path regex -> PartitionSpec
+
+
+@struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def batch_indices(num_rows: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+  """Rows of the global batch for `step`: a fresh permutation per epoch, the
+  last partial batch of an epoch dropped."""
+  steps_per_epoch = num_rows // batch_size
+  if steps_per_epoch == 0:
+    raise InputError(f"--batch_size={batch_size} is larger than the {num_rows} "
+                     "training sequences")
+  epoch, index = divmod(step, steps_per_epoch)
+  order = np.random.default_rng([seed, epoch]).permutation(num_rows)
+  return order[index * batch_size:(index + 1) * batch_size]
+
+
+def steps_for_epochs(num_rows: int, batch_size: int, num_epochs: float) -> int:
+  return max(1, math.ceil(num_epochs * (num_rows // max(batch_size, 1))))
+
+
+class Trainer:
+  """Compiled step functions and state handling for one task and mesh."""
+
+  def __init__(self, task: Task, config: TrainConfig):
+    self.task, self.config = task, config
+    self.mesh: Mesh = mesh_lib.make_mesh(config.num_devices, config.model_parallel)
+    mesh_lib.check_batch_size(config.batch_size, self.mesh)
+    mesh_lib.check_batch_size(config.eval_batch_size, self.mesh, "eval batch size")
+    self.rng = jax.random.key(config.seed)
+    params_shape = jax.eval_shape(task.init, self.rng)
+    self.labels = optim.labels(params_shape, task.trainable)
+    if optim.TRAIN not in jax.tree.leaves(self.labels):
+      raise InputError(f"no parameter matches the trainable patterns {task.trainable}")
+    self.tx = optim.make_optimizer(self.labels, config.learning_rate, config.adam_b1,
+                                   config.adam_b2, config.grad_clip)
+    self.param_sharding = mesh_lib.param_shardings(params_shape, self.mesh,
+                                                   config.param_rules)
+    self.replicated = mesh_lib.replicated(self.mesh)
+    self.batch_sharding = mesh_lib.batch_sharding(self.mesh)
+    self.eval_step = jax.jit(
+        self._eval_step, in_shardings=(self.param_sharding, self.batch_sharding,
+                                       self.batch_sharding),
+        out_shardings=self.replicated)
+    self.train_step = None  # compiled by `fresh_state`, once shardings are known
+
+  def _train_step(self, state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    rng = jax.random.fold_in(self.rng, state.step)
+    trainable, frozen = optim.split(state.params, self.labels)
+
+    def loss_fn(trainable_params):
+      return self.task.loss(optim.merge(trainable_params, frozen), batch, rng)
+
+    # Gradients of the trainable subtree only: no weight gradients for frozen parts.
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+    zeros = jax.tree.map(jnp.zeros_like, frozen)
+    full_grads = optim.merge(grads, zeros)
+    updates, opt_state = self.tx.update(full_grads, state.opt_state, state.params)
+    new_trainable = optax.apply_updates(trainable, optim.split(updates, self.labels)[0])
+    params = optim.merge(new_trainable, frozen)
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  def _eval_step(self, params: Any, batch: dict, valid: jax.Array) -> dict:
+    per_example = self.task.evaluate(params, batch)
+    return {k: jnp.sum(v * valid) for k, v in per_example.items()}
+
+  def fresh_state(self) -> TrainState:
+    """A newly initialised state, laid out on the mesh.
+
+    Optimizer moments take their parameter's sharding by propagation through
+    `tx.init`; the train step is then compiled for exactly these shardings.
+    """
+    params = jax.jit(self.task.init, out_shardings=self.param_sharding)(self.rng)
+    # Leaves that depend on no parameter (step counts) land on one device;
+    # replicate them over the mesh like the step counter.
+    opt_state = jax.tree.map(self._on_mesh, jax.jit(self.tx.init)(params))
+    state = TrainState(step=self._on_mesh(jnp.zeros((), jnp.int32)), params=params,
+                       opt_state=opt_state)
+    shardings = jax.tree.map(lambda x: x.sharding, state)
+    self.train_step = jax.jit(
+        self._train_step, in_shardings=(shardings, self.batch_sharding),
+        out_shardings=(shardings, self.replicated), donate_argnums=0)
+    return state
+
+  def _on_mesh(self, x: jax.Array) -> jax.Array:
+    if x.sharding.device_set == set(self.mesh.devices.flat):
+      return x
+    return jax.device_put(x, self.replicated)
+
+  def train_batch(self, data: Arrays, step: int) -> dict[str, jax.Array]:
+    rows = batch_indices(len(next(iter(data.values()))), self.config.batch_size,
+                         self.config.seed, step)[mesh_lib.process_rows(self.config.batch_size)]
+    return mesh_lib.global_batch({k: v[rows] for k, v in data.items()}, self.mesh)
+
+  def evaluate(self, params: Any, data: Arrays) -> dict[str, float]:
+    """Mean of each per-example metric over all rows of `data`."""
+    size = self.config.eval_batch_size
+    num_rows = len(next(iter(data.values())))
+    totals: dict[str, jax.Array] = {}
+    local = mesh_lib.process_rows(size)
+    for start in range(0, num_rows, size):
+      rows = np.arange(start, start + size)
+      valid = (rows < num_rows).astype(np.float32)
+      rows = np.where(rows < num_rows, rows, 0)  # pad with row 0, masked out
+      batch = mesh_lib.global_batch({k: v[rows][local] for k, v in data.items()}, self.mesh)
+      valid = mesh_lib.global_batch({"valid": valid[local]}, self.mesh)["valid"]
+      sums = self.eval_step(params, batch, valid)
+      totals = {k: totals.get(k, 0.0) + v for k, v in sums.items()}
+    return {k: float(v) / num_rows for k, v in totals.items()}
+
+
+def _check_finite(history: list[dict], first_step: int, mngr: Any, workdir: str) -> None:
+  """Stops with one line if any loss in `history` (steps first_step..) is NaN/Inf."""
+  for offset, metrics in enumerate(history):
+    if not np.isfinite(metrics["loss"]):
+      mngr.wait_until_finished()
+      kept = mngr.latest_step()
+      kept_text = (f"last good checkpoint: step {kept} in {workdir}" if kept is not None
+                   else "no checkpoint was written yet")
+      raise TrainingError(f"loss is {metrics['loss']} at step {first_step + offset}; "
+                          f"training stopped ({kept_text})")
+
+
+def _due(step: int, every: int) -> bool:
+  return every > 0 and step % every == 0
+
+
+def train(task: Task, config: TrainConfig, train_data: Arrays,
+          eval_data: dict[str, Arrays]) -> tuple[TrainState, dict[str, Any]]:
+  """Trains `task` for `config.num_steps`, resuming from the latest checkpoint.
+
+  Args:
+    task: the model family's pure functions.
+    config: loop settings.
+    train_data: name -> array with the training examples as leading dim; a
+      batch is the same rows of every array.
+    eval_data: split name ("valid", "test", ...) -> arrays like `train_data`.
+      "valid" (if present) is evaluated every `config.eval_every` steps; all
+      splits at the end.
+  Returns:
+    The final state and a results dict: final metrics per split, timings,
+    parameter counts and optimizer-state size.
+  """
+  trainer = Trainer(task, config)
+  state = trainer.fresh_state()
+  mngr = checkpoint.manager(config.workdir)
+  start = 0
+  if mngr.latest_step() is not None:
+    state = checkpoint.restore(mngr, state)
+    start = int(state.step)
+    logging.info("resumed from checkpoint at step %d", start)
+  writer = MetricWriter(config.workdir)
+  history: list[dict] = []
+  train_seconds = compile_seconds = 0.0
+  window_start, window_step = time.perf_counter(), start
+  last_metrics: dict[str, float] = {}
+  for step in range(start, config.num_steps):
+    tick = time.perf_counter()
+    state, metrics = trainer.train_step(state, trainer.train_batch(train_data, step))
+    history.append(metrics)
+    done = step + 1
+    is_last = done == config.num_steps
+    if step == start:
+      jax.block_until_ready(metrics)
+      compile_seconds = time.perf_counter() - tick
+      window_start, window_step = time.perf_counter(), done
+    if _due(done, config.log_every) or _due(done, config.checkpoint_every) or (
+        _due(done, config.eval_every) or is_last):
+      host = jax.device_get(history)
+      _check_finite(host, done - len(host) + 1, mngr, config.workdir)
+      history = []
+      now = time.perf_counter()
+      train_seconds += now - window_start
+      rate = (done - window_step) / max(now - window_start, 1e-9)
+      last_metrics = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+      writer.write(done, "train", {**last_metrics, "steps_per_second": rate,
+                                   "examples_per_second": rate * config.batch_size})
+      logging.info("step %d/%d loss %.4f | %.2f steps/s, %.0f examples/s, ETA %.0fs",
+                   done, config.num_steps, last_metrics["loss"], rate,
+                   rate * config.batch_size, (config.num_steps - done) / max(rate, 1e-9))
+      if _due(done, config.eval_every) and "valid" in eval_data and not is_last:
+        writer.write(done, "valid", trainer.evaluate(state.params, eval_data["valid"]))
+      if _due(done, config.checkpoint_every) or is_last:
+        checkpoint.save(mngr, done, state)
+      window_start, window_step = time.perf_counter(), done
+  mngr.wait_until_finished()
+  final_step = int(state.step)
+  results: dict[str, Any] = {}
+  for name, data in eval_data.items():
+    results[name] = trainer.evaluate(state.params, data)
+    writer.write(final_step, name, results[name])
+  writer.close()
+  mngr.close()
+  trainable, _ = optim.split(state.params, trainer.labels)
+  steps_run = config.num_steps - start
+  results.update(
+      steps=final_step, resumed_from=start, final_train=last_metrics,
+      compile_seconds=compile_seconds, train_seconds=train_seconds,
+      examples_per_second=(max(steps_run - 1, 0) * config.batch_size
+                           / max(train_seconds, 1e-9)),
+      trainable_params=optim.count(trainable), total_params=optim.count(state.params),
+      optimizer_state_bytes=optim.nbytes(state.opt_state),
+      num_devices=trainer.mesh.size)
+  return state, results
+
+
+def write_results(workdir: str, results: dict[str, Any]) -> str:
+  """Writes `workdir/results.json` (process 0) and returns its path."""
+  path = os.path.join(workdir, "results.json")
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(results, f, indent=2, sort_keys=True)
+  return path
