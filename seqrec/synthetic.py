@@ -119,11 +119,11 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> Interactions:
     item = np.concatenate([item, target_item])[order]
     lengths = lengths + target_lengths
 
-  item_ids = np.char.add("i", np.arange(config.num_items).astype(str))
+  item_ids = np.strings.add("i", np.arange(config.num_items).astype(str))
   domain = None
   clusters = item_cluster
   if config.num_target_items:
-    item_ids = np.concatenate([item_ids, np.char.add(
+    item_ids = np.concatenate([item_ids, np.strings.add(
         "t", np.arange(config.num_target_items).astype(str))])
     domain = np.repeat(np.array([0, 1], np.int8),
                        [config.num_items, config.num_target_items])
@@ -134,7 +134,7 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> Interactions:
       user=user.astype(np.int64),
       item=item.astype(np.int64),
       time=_times(rng, lengths),
-      user_ids=np.char.add("u", np.arange(config.num_users).astype(str)),
+      user_ids=np.strings.add("u", np.arange(config.num_users).astype(str)),
       item_ids=item_ids,
       user_features=_user_features(rng, interests[:, 0], k),
       feature_vocab={"gender": GENDERS, "occupation": OCCUPATIONS},

@@ -115,7 +115,7 @@ class Trainer:
     updates, opt_state = self.tx.update(full_grads, state.opt_state, state.params)
     new_trainable = optax.apply_updates(trainable, optim.split(updates, self.labels)[0])
     params = optim.merge(new_trainable, frozen)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   def _eval_step(self, params: Any, batch: dict, valid: jax.Array) -> dict:

@@ -1,0 +1,593 @@
+"""Readers that turn every supported dataset format into `Interactions`.
+
+`load(spec)` dispatches on the scheme of the --dataset string:
+
+  synthetic        generated from a seed (`seqrec.synthetic`)
+  recbole:DIR      RecBole atomic files DIR/*.inter, optional *.user, *.item
+  movielens:PATH   u.data (ML-100k), ratings.dat (ML-1M/10M), ratings.csv
+                   (ML-20M and later), each with its user/movie files beside it
+  sasrec:FILE      one "user item" pair per line, in time order
+  csv:FILE         one user per line: comma-separated items, optionally
+                   "source items,,target items" (the PeterRec fine-tuning format)
+  tfds:NAME        a TFDS MovieLens ratings config, e.g. movielens/1m-ratings
+
+Only users and items that occur in interactions are kept. Ratings are ignored
+(every interaction counts as implicit feedback). Events are ordered by user,
+then time, with file order breaking ties. Raw labels that are all non-negative
+integers are numbered in numeric order, other labels in string order.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import glob
+import math
+import os
+
+import numpy as np
+
+from seqrec.errors import InputError
+from seqrec.interactions import Interactions
+from seqrec.synthetic import SyntheticConfig, generate
+
+SCHEMES = ("synthetic", "recbole:DIR", "movielens:PATH", "sasrec:FILE",
+           "csv:FILE", "tfds:NAME")
+
+# ML-100k's u.genre, used when a u.item comes without one.
+ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's",
+                 "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+                 "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+                 "Sci-Fi", "Thriller", "War", "Western")
+# ML-1M users.dat occupation codes 0..20, as named in the ML-1M README.
+ML1M_OCCUPATIONS = (
+    "other", "academic/educator", "artist", "clerical/admin",
+    "college/grad student", "customer service", "doctor/health care",
+    "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer",
+    "programmer", "retired", "sales/marketing", "scientist", "self-employed",
+    "technician/engineer", "tradesman/craftsman", "unemployed", "writer")
+
+
+def load(spec: str, *, synthetic: SyntheticConfig | None = None) -> Interactions:
+  """Reads the dataset named by a --dataset string.
+
+  Args:
+    spec: "synthetic" or "SCHEME:ARG", see the module docstring.
+    synthetic: the config used when spec is "synthetic" (default config if
+      None); ignored otherwise.
+
+  Returns:
+    Validated `Interactions`.
+
+  Raises:
+    InputError: unknown scheme, missing or malformed file (one line naming the
+      file and line), or a dataset without interactions.
+  """
+  if spec == "synthetic":
+    return generate(synthetic or SyntheticConfig())
+  readers = {"recbole": _read_recbole, "movielens": _read_movielens,
+             "sasrec": _read_sasrec, "csv": _read_csv, "tfds": _read_tfds}
+  scheme, _, arg = spec.partition(":")
+  if scheme not in readers or not arg:
+    raise InputError(f"--dataset={spec}: expected one of {', '.join(SCHEMES)}")
+  return readers[scheme](arg).validate()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Users:
+  """Per-user side information as read from a user file.
+
+  Attributes:
+    ids: [T] raw user labels.
+    features: name -> int64 [T], -1 where missing.
+    vocab: name -> category names of the categorical features.
+  """
+
+  ids: np.ndarray
+  features: dict[str, np.ndarray]
+  vocab: dict[str, tuple[str, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Items:
+  """Per-item genres as read from an item file: ids [T], genres bool [T, G]."""
+
+  ids: np.ndarray
+  genres: np.ndarray
+  names: tuple[str, ...]
+
+
+# --- Formats ---------------------------------------------------------------
+
+
+def _read_recbole(arg: str) -> Interactions:
+  """RecBole atomic files: DIR (or DIR/NAME.inter) with NAME.user, NAME.item."""
+  if os.path.isfile(arg) and arg.endswith(".inter"):
+    inter = arg
+  elif os.path.isdir(arg):
+    inter = os.path.join(arg, os.path.basename(os.path.normpath(arg)) + ".inter")
+    if not os.path.isfile(inter):
+      found = sorted(glob.glob(os.path.join(arg, "*.inter")))
+      if len(found) != 1:
+        raise InputError(
+            f"{arg}: expected one .inter file, found {len(found)}"
+            + (f" ({', '.join(map(os.path.basename, found))}); name one as "
+               "recbole:DIR/NAME.inter" if found else ""))
+      inter = found[0]
+  else:
+    raise InputError(f"{arg}: no such directory")
+  stem = inter[:-len(".inter")]
+
+  table = _Atomic.read(inter)
+  users, items = table.column("user_id"), table.column("item_id")
+  if "timestamp" in table.names:
+    time = _numbers(table.column("timestamp"), inter, table.lines, "timestamp")
+  else:
+    time = table.lines.astype(np.float64)  # keep file order
+
+  user_table = item_table = None
+  if os.path.isfile(stem + ".user"):
+    user_file = _Atomic.read(stem + ".user", need_rows=False)
+    user_table = _users_from_columns(
+        user_file.path, user_file.lines, user_file.column("user_id"),
+        **{key: user_file.column(key) for key in ("age", "gender", "occupation")
+           if key in user_file.names})
+  if os.path.isfile(stem + ".item"):
+    item_file = _Atomic.read(stem + ".item", need_rows=False)
+    genre_column = next((c for c in ("class", "genre") if c in item_file.names),
+                        None)
+    if genre_column:
+      genres, names = _multi_hot(
+          [value.split() for value in item_file.column(genre_column)])
+      item_table = _Items(np.asarray(item_file.column("item_id")), genres, names)
+  return _interactions(f"recbole:{os.path.basename(stem)}", users, items,
+                       time, user_table, item_table)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Atomic:
+  """A RecBole atomic file: typed header, then tab-separated rows.
+
+  Attributes:
+    path: the file.
+    names: column names without their ":type" suffix.
+    columns: the fields of each column, one entry per data line.
+    lines: int64 [len(rows)] 1-based line numbers.
+  """
+
+  path: str
+  names: tuple[str, ...]
+  columns: list[tuple[str, ...]]
+  lines: np.ndarray
+
+  @classmethod
+  def read(cls, path: str, need_rows: bool = True) -> "_Atomic":
+    text, lines = _read_lines(path)
+    if not text:
+      raise InputError(f"{path}: empty file")
+    names = tuple(field.split(":")[0].strip() for field in text[0].split("\t"))
+    if need_rows and len(text) == 1:
+      raise InputError(f"{path}: no interactions after the header")
+    rows = _split(path, text[1:], lines[1:], "\t", len(names))
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    return cls(path, names, columns, lines[1:])
+
+  def column(self, name: str) -> tuple[str, ...]:
+    if name not in self.names:
+      raise InputError(f"{self.path} line 1: no column {name!r} in the header "
+                       f"({', '.join(self.names)})")
+    return self.columns[self.names.index(name)]
+
+
+def _read_movielens(path: str) -> Interactions:
+  """MovieLens, by file name: *.csv (ML-20M+), *.dat (ML-1M/10M), else ML-100k."""
+  if not os.path.isfile(path):
+    raise InputError(f"{path}: no such file")
+  if path.endswith(".csv"):
+    return _movielens_csv(path)
+  if path.endswith(".dat"):
+    return _movielens_dat(path)
+  return _movielens_100k(path)
+
+
+def _movielens_100k(path: str) -> Interactions:
+  """u.data (user, item, rating, time; tabs) with u.user, u.item, u.genre."""
+  text, lines = _read_lines(path, required=True)
+  user, item, _, stamp = zip(*_split(path, text, lines, "\t", 4))
+  time = _numbers(stamp, path, lines, "timestamp")
+  directory = os.path.dirname(path)
+
+  users = None
+  user_path = os.path.join(directory, "u.user")
+  if os.path.isfile(user_path):
+    text, lines = _read_lines(user_path)
+    ids, age, gender, occupation, _ = zip(*_split(user_path, text, lines, "|", 5))
+    users = _users_from_columns(user_path, lines, ids, age=age, gender=gender,
+                                occupation=occupation)
+
+  items = None
+  item_path = os.path.join(directory, "u.item")
+  if os.path.isfile(item_path):
+    names = ML100K_GENRES
+    genre_path = os.path.join(directory, "u.genre")
+    if os.path.isfile(genre_path):
+      text, lines = _read_lines(genre_path)
+      name, index = zip(*_split(genre_path, text, lines, "|", 2))
+      order = _numbers(index, genre_path, lines, "genre index")
+      names = tuple(np.asarray(name)[np.argsort(order)])
+    text, lines = _read_lines(item_path)
+    # id|title|release date|video release date|IMDb URL|one 0/1 flag per genre
+    rows = _split(item_path, text, lines, "|", 5 + len(names))
+    flags = np.asarray([row[5:] for row in rows])
+    bad = np.flatnonzero(~np.isin(flags, ("0", "1")).all(axis=1))
+    if bad.size:
+      raise InputError(f"{item_path} line {lines[bad[0]]}: genre flags must be "
+                       "0 or 1")
+    items = _Items(np.asarray([row[0] for row in rows]), flags == "1", names)
+  return _interactions(_label("movielens", path), user, item, time, users, items)
+
+
+def _movielens_dat(path: str) -> Interactions:
+  """ratings.dat (UserID::MovieID::Rating::Timestamp), users.dat, movies.dat."""
+  text, lines = _read_lines(path, required=True)
+  user, item, _, stamp = zip(*_split(path, text, lines, "::", 4))
+  time = _numbers(stamp, path, lines, "timestamp")
+  directory = os.path.dirname(path)
+
+  users = None
+  user_path = os.path.join(directory, "users.dat")
+  if os.path.isfile(user_path):
+    text, lines = _read_lines(user_path)
+    # UserID::Gender::Age::Occupation::Zip-code; Age is the bucket's lower bound
+    # in years and Occupation a code 0..20.
+    ids, gender, age, code, _ = zip(*_split(user_path, text, lines, "::", 5))
+    code = _numbers(code, user_path, lines, "occupation code")
+    bad = np.flatnonzero((code != np.round(code)) | (code < 0)
+                         | (code >= len(ML1M_OCCUPATIONS)))
+    if bad.size:
+      raise InputError(f"{user_path} line {lines[bad[0]]}: occupation code "
+                       f"{code[bad[0]]:g} is not in 0..{len(ML1M_OCCUPATIONS) - 1}")
+    users = _users_from_columns(user_path, lines, ids, age=age, gender=gender)
+    users = _Users(users.ids,
+                   {**users.features, "occupation": code.astype(np.int64)},
+                   {**users.vocab, "occupation": ML1M_OCCUPATIONS})
+
+  items = None
+  movie_path = os.path.join(directory, "movies.dat")
+  if os.path.isfile(movie_path):
+    text, lines = _read_lines(movie_path)
+    ids, _, genres = zip(*_split(movie_path, text, lines, "::", 3))
+    items = _Items(np.asarray(ids), *_multi_hot(_genre_lists(genres)))
+  return _interactions(_label("movielens", path), user, item, time, users, items)
+
+
+def _movielens_csv(path: str) -> Interactions:
+  """ratings.csv (header userId,movieId,rating,timestamp) with movies.csv."""
+  text, lines = _read_lines(path, required=True)
+  header = [name.strip() for name in text[0].split(",")]
+  for name in ("userId", "movieId", "timestamp"):
+    if name not in header:
+      raise InputError(f"{path} line 1: no column {name!r} in the header "
+                       f"({', '.join(header)})")
+  if len(text) == 1:
+    raise InputError(f"{path}: no interactions after the header")
+  columns = list(zip(*_split(path, text[1:], lines[1:], ",", len(header))))
+  user, item, stamp = (columns[header.index(name)]
+                       for name in ("userId", "movieId", "timestamp"))
+  time = _numbers(stamp, path, lines[1:], "timestamp")
+
+  items = None
+  movie_path = os.path.join(os.path.dirname(path), "movies.csv")
+  if os.path.isfile(movie_path):
+    text, lines = _read_lines(movie_path, required=True)
+    # Titles may hold quoted commas, so this small file goes through csv.
+    rows = list(csv.reader(text))
+    header = rows[0]
+    for name in ("movieId", "genres"):
+      if name not in header:
+        raise InputError(f"{movie_path} line 1: no column {name!r} in the "
+                         f"header ({', '.join(header)})")
+    _check_widths(movie_path, rows[1:], lines[1:], len(header), ",")
+    ids = np.asarray([row[header.index("movieId")] for row in rows[1:]])
+    genres = _genre_lists([row[header.index("genres")] for row in rows[1:]])
+    items = _Items(ids, *_multi_hot(genres))
+  return _interactions(_label("movielens", path), user, item, time, None, items)
+
+
+def _read_sasrec(path: str) -> Interactions:
+  """One whitespace-separated "user item" pair per line, in time order."""
+  text, lines = _read_lines(path, required=True)
+  rows = [line.split() for line in text]
+  _check_widths(path, rows, lines, 2, "whitespace")
+  user, item = zip(*rows)
+  return _interactions(_label("sasrec", path), user, item,
+                       lines.astype(np.float64))
+
+
+def _read_csv(path: str) -> Interactions:
+  """One user per line: "i1,i2,..." or "s1,s2,...,,t1,t2" (source,,target).
+
+  Target items form a second domain with their own vocabulary, numbered after
+  all source items. A user's label is its line number and time is the position
+  in the line, so targets come after sources.
+  """
+  text, lines = _read_lines(path, required=True)
+  parts = [line.split(",") for line in text]
+  length = np.fromiter(map(len, parts), np.int64, len(parts))
+  tokens = np.strings.strip(np.asarray([t for p in parts for t in p], dtype=str))
+  row = np.repeat(np.arange(len(parts)), length)
+  start = np.cumsum(length) - length
+  position = np.arange(len(tokens)) - start[row]
+
+  empty = tokens == ""
+  empties = np.bincount(row, weights=empty, minlength=len(parts))
+  bad = np.flatnonzero(empties > 1)
+  if bad.size:
+    raise InputError(f"{path} line {lines[bad[0]]}: {int(empties[bad[0]])} empty "
+                     "fields; only one ',,' may separate source from target "
+                     "items")
+  # Position of each line's separator (length if none): targets lie after it.
+  separator = np.full(len(parts), np.iinfo(np.int64).max)
+  separator[row[empty]] = position[empty]
+  bad = np.flatnonzero((separator == 0) | (separator == length - 1))
+  if bad.size:
+    raise InputError(f"{path} line {lines[bad[0]]}: empty item at the start or "
+                     "end of the line")
+
+  keep = ~empty
+  user = lines[row[keep]].astype(str)
+  time = position[keep].astype(np.float64)
+  target = (position > separator[row])[keep]
+  tokens = tokens[keep]
+  source_ids, source_item = _index(tokens[~target])
+  target_ids, target_item = _index(tokens[target])
+  item = np.empty(len(tokens), np.int64)
+  item[~target] = source_item
+  item[target] = len(source_ids) + target_item
+  user_ids, user_index = _index(user)
+  domain = None
+  if target.any():
+    domain = np.repeat(np.array([0, 1], np.int8),
+                       [len(source_ids), len(target_ids)])
+  return _build(_label("csv", path), user_index, item, time, user_ids,
+                np.concatenate([source_ids, target_ids]), item_domain=domain)
+
+
+def _read_tfds(name: str) -> Interactions:
+  """A TFDS MovieLens ratings config, e.g. "movielens/100k-ratings"."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no C++ info banners
+  # TensorFlow is a heavy optional dependency: only this reader imports it.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  # Keep TensorFlow off the accelerators so it takes no memory from JAX.
+  tf.config.set_visible_devices([], "GPU")
+  try:
+    dataset, info = tfds.load(name, split="train", with_info=True)
+  # TFDS reports unknown names, missing downloads and network failures with
+  # many exception types; all mean the same to the user.
+  except Exception as e:  # pylint: disable=broad-except
+    message = str(e).strip().splitlines() or [type(e).__name__]
+    raise InputError(f"--dataset=tfds:{name}: {message[0]}") from e
+  available = set(info.features.keys())
+  for key in ("user_id", "movie_id", "timestamp"):
+    if key not in available:
+      raise InputError(f"--dataset=tfds:{name}: no {key!r} feature (is it a "
+                       "ratings config?)")
+  age_key = next((k for k in ("raw_user_age", "bucketized_user_age")
+                  if k in available), None)
+  wanted = [k for k in ("user_id", "movie_id", "timestamp", "user_gender",
+                        age_key, "user_occupation_text") if k in available]
+  genre_names = ()
+  if "movie_genres" in available:
+    genre_names = tuple(info.features["movie_genres"].feature.names)
+
+  def select(example):
+    out = {key: example[key] for key in wanted}
+    if genre_names:  # a ragged list of ids becomes a fixed multi-hot row
+      out["movie_genres"] = tf.reduce_sum(
+          tf.one_hot(example["movie_genres"], len(genre_names)), axis=0) > 0
+    return out
+
+  batches = list(tfds.as_numpy(dataset.map(select).batch(1 << 16)))
+  if not batches:
+    raise InputError(f"--dataset=tfds:{name}: no interactions")
+  column = {key: np.concatenate([b[key] for b in batches])
+            for key in batches[0]}
+
+  def text(key):
+    return np.strings.decode(column[key].astype(bytes), "utf-8")
+
+  user_ids, user = _index(text("user_id"))
+  item_ids, item = _index(text("movie_id"))
+  # Side information repeats on every rating: take each user's/item's first.
+  first_of_user = np.unique(user, return_index=True)[1]
+  first_of_item = np.unique(item, return_index=True)[1]
+  features, vocab = {}, {}
+  if age_key:
+    features["age"] = np.rint(column[age_key][first_of_user]).astype(np.int64)
+  if "user_gender" in column:  # True = male
+    features["gender"] = column["user_gender"][first_of_user].astype(np.int64)
+    vocab["gender"] = ("F", "M")
+  if "user_occupation_text" in column:
+    codes, vocab["occupation"] = _categories(
+        text("user_occupation_text")[first_of_user])
+    features["occupation"] = codes
+  genres = column["movie_genres"][first_of_item] if genre_names else None
+  return _build(f"tfds:{name}", user, item,
+                column["timestamp"].astype(np.float64), user_ids, item_ids,
+                features, vocab, genres, genre_names)
+
+
+# --- Parsing helpers -------------------------------------------------------
+
+
+def _read_lines(path: str, required: bool = False) -> tuple[list[str], np.ndarray]:
+  """Non-blank lines of a text file and their 1-based numbers (int64 [n]).
+
+  With `required`, a file without any line is an error.
+  """
+  if not os.path.isfile(path):
+    raise InputError(f"{path}: no such file")
+  with open(path, "rb") as f:
+    data = f.read()
+  try:
+    text = data.decode("utf-8")
+  except UnicodeDecodeError:  # older MovieLens releases are Latin-1
+    text = data.decode("latin-1")
+  lines = text.split("\n")
+  keep = [i for i, line in enumerate(lines) if line and not line.isspace()]
+  if required and not keep:
+    raise InputError(f"{path}: empty file")
+  return [lines[i].rstrip("\r") for i in keep], np.asarray(keep, np.int64) + 1
+
+
+def _split(path: str, text: list[str], lines: np.ndarray, separator: str,
+           width: int) -> list[list[str]]:
+  """Splits every line on `separator`; each must have `width` fields."""
+  rows = [line.split(separator) for line in text]
+  _check_widths(path, rows, lines, width, repr(separator))
+  return rows
+
+
+def _check_widths(path: str, rows: list[list[str]], lines: np.ndarray,
+                  width: int, separator: str) -> None:
+  widths = np.fromiter(map(len, rows), np.int64, len(rows))
+  bad = np.flatnonzero(widths != width)
+  if bad.size:
+    raise InputError(f"{path} line {lines[bad[0]]}: expected {width} fields "
+                     f"separated by {separator}, found {widths[bad[0]]}")
+
+
+def _numbers(values: tuple[str, ...], path: str, lines: np.ndarray,
+             what: str) -> np.ndarray:
+  """float64 [n] from strings; the first non-number or non-finite is an error."""
+  try:
+    out = np.asarray(values, dtype=np.float64)
+  except ValueError:
+    out = None
+  if out is None or not np.isfinite(out).all():
+    for value, line in zip(values, lines):
+      try:
+        finite = math.isfinite(float(value))
+      except ValueError:
+        finite = False
+      if not finite:
+        raise InputError(f"{path} line {line}: {what} {value!r} is not a "
+                         "finite number")
+  return out
+
+
+def _genre_lists(values: tuple[str, ...] | list[str]) -> list[list[str]]:
+  """MovieLens "A|B" genre fields as lists; "(no genres listed)" is none."""
+  return [[g for g in value.strip().split("|")
+           if g and g != "(no genres listed)"] for value in values]
+
+
+# --- Assembly --------------------------------------------------------------
+
+
+def _index(labels) -> tuple[np.ndarray, np.ndarray]:
+  """Distinct labels ([L] str) in natural order, and int64 [n] indices."""
+  ids, inverse = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+  if ids.size and np.strings.isdigit(ids).all():
+    # Numeric labels: shorter first, then by digits, i.e. numeric order.
+    order = np.lexsort((ids, np.strings.str_len(ids)))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    ids, inverse = ids[order], rank[inverse]
+  return ids, inverse.reshape(-1).astype(np.int64)
+
+
+def _categories(values) -> tuple[np.ndarray, tuple[str, ...]]:
+  """int64 [n] codes into the sorted distinct non-empty values (-1 = empty)."""
+  values = np.strings.strip(np.asarray(values, dtype=str))
+  vocab, codes = np.unique(values, return_inverse=True)
+  codes = codes.reshape(-1).astype(np.int64)
+  if vocab.size and vocab[0] == "":
+    codes -= 1
+    vocab = vocab[1:]
+  return codes, tuple(str(v) for v in vocab)
+
+
+def _multi_hot(lists: list[list[str]]) -> tuple[np.ndarray, tuple[str, ...]]:
+  """bool [n, G] rows over the sorted distinct names in `lists`."""
+  sizes = np.fromiter(map(len, lists), np.int64, len(lists))
+  flat = np.asarray([name for names in lists for name in names], dtype=str)
+  names, column = np.unique(flat, return_inverse=True)
+  genres = np.zeros((len(lists), len(names)), bool)
+  genres[np.repeat(np.arange(len(lists)), sizes), column.reshape(-1)] = True
+  return genres, tuple(str(n) for n in names)
+
+
+def _users_from_columns(path: str, lines: np.ndarray, ids, age=None,
+                        gender=None, occupation=None) -> _Users:
+  """A user table from raw string columns (any may be None)."""
+  features, vocab = {}, {}
+  if age is not None:
+    # Empty ages are missing; anything else must be a number of years.
+    present = np.strings.strip(np.asarray(age, dtype=str)) != ""
+    years = np.full(len(present), -1, np.int64)
+    values = _numbers(tuple(np.asarray(age)[present]), path, lines[present],
+                      "age")
+    years[present] = np.rint(values).astype(np.int64)
+    features["age"] = years
+  for key, column in (("gender", gender), ("occupation", occupation)):
+    if column is not None:
+      features[key], vocab[key] = _categories(column)
+  return _Users(np.asarray(ids, dtype=str), features, vocab)
+
+
+def _align(table_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+  """int64 [len(ids)]: the row of each id in `table_ids`, -1 if absent."""
+  if not len(table_ids):
+    return np.full(len(ids), -1, np.int64)
+  sorter = np.argsort(table_ids, kind="stable")
+  at = np.searchsorted(table_ids, ids, sorter=sorter)
+  row = sorter[np.minimum(at, len(table_ids) - 1)]
+  return np.where(table_ids[row] == ids, row, -1)
+
+
+def _interactions(name: str, user_tokens, item_tokens, time: np.ndarray,
+                  users: _Users | None = None,
+                  items: _Items | None = None) -> Interactions:
+  """Indexes raw labels and attaches side tables (users/items as read)."""
+  user_ids, user = _index(user_tokens)
+  item_ids, item = _index(item_tokens)
+  features, vocab = {}, {}
+  if users is not None:
+    row = _align(users.ids, user_ids)
+    features = {key: np.where(row >= 0, values[row], -1)
+                for key, values in users.features.items()}
+    vocab = users.vocab
+  genres, genre_names = None, ()
+  if items is not None:
+    row = _align(np.strings.strip(items.ids.astype(str)), item_ids)
+    genres = items.genres[row] & (row >= 0)[:, None]
+    genre_names = items.names
+  return _build(name, user, item, time, user_ids, item_ids, features, vocab,
+                genres, genre_names)
+
+
+def _build(name: str, user: np.ndarray, item: np.ndarray, time: np.ndarray,
+           user_ids: np.ndarray, item_ids: np.ndarray,
+           user_features: dict[str, np.ndarray] | None = None,
+           feature_vocab: dict[str, tuple[str, ...]] | None = None,
+           item_genres: np.ndarray | None = None,
+           genre_names: tuple[str, ...] = (),
+           item_domain: np.ndarray | None = None) -> Interactions:
+  """Orders events by user then time (stable) and wraps them up."""
+  order = np.lexsort((time, user))
+  return Interactions(
+      name=name, user=user[order], item=item[order],
+      time=np.asarray(time, np.float64)[order], user_ids=user_ids,
+      item_ids=item_ids, user_features=user_features or {},
+      feature_vocab=feature_vocab or {}, item_genres=item_genres,
+      genre_names=genre_names, item_domain=item_domain)
+
+
+def _label(scheme: str, path: str) -> str:
+  """A short dataset name: the scheme and the file's folder/name."""
+  path = os.path.normpath(path)
+  parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+  return f"{scheme}:{os.path.join(parent, os.path.basename(path))}"

@@ -1,0 +1,153 @@
+"""The shared training loop: data parallel equivalence, resume, NaN guard, freezing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from seqrec import checkpoint, optim, trainer
+from seqrec.errors import InputError, TrainingError
+from tests.seqrec import tiny
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _config(workdir, **overrides):
+  base = dict(workdir=str(workdir), num_steps=6, batch_size=8, log_every=1,
+              eval_batch_size=16, checkpoint_every=3)
+  return trainer.TrainConfig(**{**base, **overrides})
+
+
+def _losses(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [r["loss"] for r in map(json.loads, f) if r["split"] == "train"]
+
+
+def _flat(params):
+  return {k: np.asarray(v) for k, v in traverse_util.flatten_dict(params, sep="/").items()}
+
+
+def _train(workdir, **overrides):
+  seqs = tiny.make_data()
+  return trainer.train(tiny.make_task(), _config(workdir, **overrides), {"seq": seqs},
+                       {"valid": {"seq": seqs[:20]}})
+
+
+def test_eight_devices_match_one_device(tmp_path):
+  assert jax.device_count() == 8
+  state8, results8 = _train(tmp_path / "d8", num_devices=8)
+  state1, results1 = _train(tmp_path / "d1", num_devices=1)
+  assert results8["num_devices"] == 8 and results1["num_devices"] == 1
+  np.testing.assert_allclose(_losses(tmp_path / "d8"), _losses(tmp_path / "d1"), atol=1e-5)
+  p8, p1 = _flat(state8.params), _flat(state1.params)
+  for key in p1:
+    np.testing.assert_allclose(p8[key], p1[key], atol=1e-5, err_msg=key)
+  for key, value in results1["valid"].items():
+    assert results8["valid"][key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_checkpoint_from_eight_devices_restores_on_one(tmp_path):
+  _train(tmp_path / "run", num_devices=8, num_steps=6)
+  resumed, results = _train(tmp_path / "run", num_devices=1, num_steps=9)
+  straight, _ = _train(tmp_path / "straight", num_devices=1, num_steps=9)
+  assert results["resumed_from"] == 6
+  assert all(len(x.sharding.device_set) == 1 for x in jax.tree.leaves(resumed.params))
+  ref = _flat(straight.params)
+  for key, value in _flat(resumed.params).items():
+    np.testing.assert_allclose(value, ref[key], atol=1e-5, err_msg=key)
+
+
+def _run_tiny(workdir, num_steps, checkpoint_every):
+  env = {**os.environ, "PYTHONPATH": REPO,
+         "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  return subprocess.Popen(
+      [sys.executable, os.path.join(REPO, "tests", "seqrec", "tiny.py"), str(workdir),
+       str(num_steps), str(checkpoint_every)],
+      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_killed_run_resumes_to_identical_parameters(tmp_path):
+  num_steps, every = 1500, 25
+  straight = _run_tiny(tmp_path / "straight", num_steps, every)
+  killed = _run_tiny(tmp_path / "killed", num_steps, every)
+  first = tmp_path / "killed" / "checkpoints" / str(2 * every)
+  deadline = time.time() + 120
+  while not first.exists() and killed.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  killed.send_signal(signal.SIGKILL)
+  killed.wait()
+  assert killed.returncode == -signal.SIGKILL
+  saved = checkpoint.manager(str(tmp_path / "killed")).latest_step()
+  assert saved is not None and saved < num_steps, "the run was not killed part-way"
+  resumed = _run_tiny(tmp_path / "killed", num_steps, every)
+  assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()[-2000:]
+  assert straight.wait(timeout=300) == 0, straight.stderr.read().decode()[-2000:]
+  a = np.load(tmp_path / "straight" / "final_params.npz")
+  b = np.load(tmp_path / "killed" / "final_params.npz")
+  assert sorted(a.files) == sorted(b.files)
+  for key in a.files:
+    np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tmp_path):
+  _train(tmp_path, num_steps=4, checkpoint_every=4)
+  good = checkpoint.restore_params(str(tmp_path))
+  task = tiny.make_task()
+  poisoned = trainer.Task(
+      init=task.init, evaluate=task.evaluate,
+      loss=lambda p, b, r: (task.loss(p, b, r)[0] * b["scale"][0], {}))
+  seqs = tiny.make_data()
+  data = {"seq": seqs, "scale": np.full(len(seqs), np.nan, np.float32)}
+  with pytest.raises(TrainingError) as error:
+    trainer.train(poisoned, _config(tmp_path, num_steps=8, checkpoint_every=1), data, {})
+  message = str(error.value)
+  assert "\n" not in message
+  assert "at step 5" in message and "last good checkpoint: step 4" in message
+  assert checkpoint.manager(str(tmp_path)).all_steps() == [4]
+  kept = checkpoint.restore_params(str(tmp_path))
+  for key, value in _flat(good).items():
+    np.testing.assert_array_equal(_flat(kept)[key], value)
+
+
+def test_frozen_parameters_do_not_move_and_have_no_optimizer_state(tmp_path):
+  task = tiny.make_task()
+  frozen_task = trainer.Task(init=task.init, loss=task.loss, evaluate=task.evaluate,
+                             trainable=(r"params/output/.*",))
+  seqs = tiny.make_data()
+  state, results = trainer.train(frozen_task, _config(tmp_path), {"seq": seqs}, {})
+  init = _flat(task.init(jax.random.key(0)))
+  final = _flat(state.params)
+  for key in init:
+    if key.startswith("params/output/"):
+      assert not np.array_equal(init[key], final[key]), key
+    else:
+      np.testing.assert_array_equal(init[key], final[key], err_msg=key)
+  trainable_size = sum(v.size for k, v in init.items() if k.startswith("params/output/"))
+  assert results["trainable_params"] == trainable_size
+  # Adam keeps two moments for trainable leaves only (plus scalar counts).
+  assert optim.count(state.opt_state) == 2 * trainable_size + 1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(batch_size=12), "--batch_size=12 is not divisible by the 8"),
+    (dict(batch_size=128), "--batch_size=128 is larger than the 64 training sequences"),
+    (dict(model_parallel=3), "--model_parallel=3 must divide the device count 8"),
+])
+def test_bad_settings_fail_with_one_line(tmp_path, overrides, message):
+  with pytest.raises(InputError, match=message):
+    _train(tmp_path, **overrides)
+
+
+def test_trainable_patterns_matching_nothing_are_an_error(tmp_path):
+  task = tiny.make_task()
+  bad = trainer.Task(init=task.init, loss=task.loss, evaluate=task.evaluate,
+                     trainable=("params/nothing/.*",))
+  with pytest.raises(InputError, match="no parameter matches"):
+    trainer.train(bad, _config(tmp_path), {"seq": tiny.make_data()}, {})
