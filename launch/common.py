@@ -1,0 +1,110 @@
+"""Flags shared by every training binary, and the edges they all need.
+
+Flags are defined once here; binaries import this module, may change a
+default with `flags.FLAGS.set_default`, and turn flags into plain config
+objects. Library code never reads flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from absl import app, flags, logging
+
+from seqrec import sequences, sources, synthetic
+from seqrec.errors import InputError, TrainingError
+from seqrec.interactions import Interactions
+from seqrec.trainer import TrainConfig, steps_for_epochs
+
+DATASET = flags.DEFINE_string(
+    "dataset", "synthetic",
+    "Data source: " + ", ".join(sources.SCHEMES) + " (e.g. recbole:../shared/data/ml-100k).")
+WORKDIR = flags.DEFINE_string("workdir", "/tmp/seqrec", "Checkpoints, metrics, results.json.")
+SEED = flags.DEFINE_integer("seed", 0, "Seed for initialisation, batching and splits.")
+NUM_EPOCHS = flags.DEFINE_float("num_epochs", 10, "Training epochs (see --num_steps).")
+NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Training steps; overrides --num_epochs.")
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Global batch size (all devices).")
+LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+EVAL_EVERY = flags.DEFINE_integer("eval_every", 0, "Validate every N steps (0: at the end).")
+CHECKPOINT_EVERY = flags.DEFINE_integer(
+    "checkpoint_every", 500, "Checkpoint every N steps (and always at the end).")
+LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Log training metrics every N steps.")
+MAX_LEN = flags.DEFINE_integer(
+    "max_len", 51, "Padded sequence length L: L-1 input steps and the target.")
+MIN_ITEM_COUNT = flags.DEFINE_integer("min_item_count", 1, "Drop rarer items.")
+MIN_USER_COUNT = flags.DEFINE_integer("min_user_count", 1, "Drop users with fewer events.")
+NUM_DEVICES = flags.DEFINE_integer("num_devices", None, "Devices to use (default: all).")
+MODEL_PARALLEL = flags.DEFINE_integer(
+    "model_parallel", 1, "Devices per item-table shard group (the mesh's `model` axis).")
+SYNTHETIC_USERS = flags.DEFINE_integer("synthetic_users", 2000, "Synthetic data: users.")
+SYNTHETIC_ITEMS = flags.DEFINE_integer("synthetic_items", 1000, "Synthetic data: items.")
+SYNTHETIC_TARGET_ITEMS = flags.DEFINE_integer(
+    "synthetic_target_items", 300, "Synthetic data: items of the second domain.")
+SYNTHETIC_LENGTH = flags.DEFINE_float(
+    "synthetic_length", 60, "Synthetic data: mean history length.")
+
+for _flag, _low in ((BATCH_SIZE, 1), (MAX_LEN, 2), (MIN_ITEM_COUNT, 1),
+                    (MIN_USER_COUNT, 1), (LOG_EVERY, 1), (MODEL_PARALLEL, 1)):
+  flags.register_validator(_flag.name, lambda v, low=_low: v >= low,
+                           f"--{_flag.name} must be at least {_low}")
+for _flag in (EVAL_EVERY, CHECKPOINT_EVERY):
+  flags.register_validator(_flag.name, lambda v: v >= 0, f"--{_flag.name} must be >= 0")
+flags.register_validator("num_epochs", lambda v: v > 0, "--num_epochs must be positive")
+flags.register_validator("num_steps", lambda v: v is None or v > 0,
+                         "--num_steps must be positive")
+flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be positive")
+flags.register_validator(
+    "dataset",
+    lambda v: v == "synthetic" or v.partition(":")[0] in
+    {s.partition(":")[0] for s in sources.SCHEMES} and bool(v.partition(":")[2]),
+    "--dataset must be one of " + ", ".join(sources.SCHEMES))
+
+
+def load_interactions() -> Interactions:
+  config = synthetic.SyntheticConfig(
+      num_users=SYNTHETIC_USERS.value, num_items=SYNTHETIC_ITEMS.value,
+      num_target_items=SYNTHETIC_TARGET_ITEMS.value, mean_length=SYNTHETIC_LENGTH.value,
+      seed=SEED.value)
+  data = sources.load(DATASET.value, synthetic=config)
+  logging.info("dataset %s: %d users, %d items, %d interactions", data.name,
+               data.num_users, data.num_items, len(data))
+  return data
+
+
+def user_sequences(data: Interactions, **kwargs) -> sequences.UserSequences:
+  return sequences.build_user_sequences(
+      data, min_item_count=MIN_ITEM_COUNT.value, min_user_count=MIN_USER_COUNT.value,
+      **kwargs)
+
+
+def train_config(num_train_rows: int, **overrides) -> TrainConfig:
+  """The loop settings from the common flags; steps from epochs unless --num_steps."""
+  num_steps = NUM_STEPS.value or steps_for_epochs(
+      num_train_rows, BATCH_SIZE.value, NUM_EPOCHS.value)
+  return TrainConfig(
+      workdir=WORKDIR.value, num_steps=num_steps, batch_size=BATCH_SIZE.value,
+      learning_rate=LEARNING_RATE.value, seed=SEED.value, eval_every=EVAL_EVERY.value,
+      checkpoint_every=CHECKPOINT_EVERY.value, log_every=LOG_EVERY.value,
+      num_devices=NUM_DEVICES.value, model_parallel=MODEL_PARALLEL.value, **overrides)
+
+
+def flag_values(module_names: tuple[str, ...] = ()) -> dict:
+  """The common flags (and those of the named modules) with their values, for results.json."""
+  names = {f.name for f in flags.FLAGS.get_flags_for_module(__name__)}
+  for module in module_names:
+    names |= {f.name for f in flags.FLAGS.get_flags_for_module(module)}
+  return {name: flags.FLAGS[name].value for name in sorted(names)}
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """`app.run(main)`, reporting bad input and stopped training as one line."""
+
+  def guarded(argv: list[str]) -> None:
+    try:
+      main(argv)
+    except (InputError, TrainingError) as error:
+      print(f"error: {error}", file=sys.stderr)
+      sys.exit(1)
+
+  app.run(guarded)

@@ -1,0 +1,112 @@
+import os
+
+import numpy as np
+import pytest
+
+from seqrec import sequences
+from seqrec.errors import InputError
+from seqrec.interactions import Interactions
+
+ML100K = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "ml-100k")
+
+
+def _data(user, item, time=None, num_items=None):
+  user, item = np.asarray(user), np.asarray(item)
+  time = np.arange(len(user), dtype=float) if time is None else np.asarray(time, float)
+  num_users = int(user.max()) + 1
+  num_items = num_items or int(item.max()) + 1
+  return Interactions(name="test", user=user, item=item, time=time,
+                      user_ids=np.array([f"u{i}" for i in range(num_users)]),
+                      item_ids=np.array([f"i{i}" for i in range(num_items)])).validate()
+
+
+def test_sequences_are_chronological_with_dense_ids():
+  # User 1's events arrive out of time order; item 5 is never used.
+  data = _data(user=[1, 0, 1, 0, 1], item=[3, 2, 0, 6, 2], time=[5, 1, 2, 2, 9],
+               num_items=7)
+  seqs = sequences.build_user_sequences(data)
+  assert seqs.num_items == 4  # items 0, 2, 3, 6 -> dense 1..4
+  np.testing.assert_array_equal(seqs.item_index, [-1, 0, 2, 3, 6])
+  np.testing.assert_array_equal(seqs.users, [0, 1])
+  np.testing.assert_array_equal(seqs.items[0], [2, 4])  # items 2, 6
+  np.testing.assert_array_equal(seqs.items[1], [1, 3, 2])  # items 0 (t=2), 3 (t=5), 2 (t=9)
+
+
+def test_count_filters_iterate_to_a_core():
+  # Item 9 appears once; dropping it leaves user 2 with one event, then dropped.
+  data = _data(user=[0, 0, 1, 1, 2, 2], item=[1, 2, 1, 2, 1, 9])
+  seqs = sequences.build_user_sequences(data, min_item_count=2, min_user_count=2)
+  np.testing.assert_array_equal(seqs.users, [0, 1])
+  assert seqs.num_items == 2
+
+
+def test_filtering_everything_is_a_clear_error():
+  data = _data(user=[0, 1], item=[1, 2])
+  with pytest.raises(InputError, match="no interactions left after filtering"):
+    sequences.build_user_sequences(data, min_item_count=5)
+
+
+def test_windows_cover_every_target_once_and_drop_short_ones():
+  seq = np.arange(1, 11)
+  got = sequences.windows(seq, max_len=4, min_len=3)
+  assert [w.tolist() for w in got] == [[7, 8, 9, 10], [4, 5, 6, 7], [1, 2, 3, 4]]
+  targets = np.concatenate([w[1:] for w in got])
+  assert sorted(targets.tolist()) == list(range(2, 11))
+  assert [w.tolist() for w in sequences.windows(np.arange(1, 7), 4, 3)] == [[3, 4, 5, 6],
+                                                                       [1, 2, 3]]
+  assert [w.tolist() for w in sequences.windows(np.arange(1, 7), 4, 4)] == [[3, 4, 5, 6]]
+
+
+def test_left_pad_keeps_the_latest_items():
+  out = sequences.left_pad([np.array([1, 2, 3, 4, 5]), np.array([7])], 3)
+  np.testing.assert_array_equal(out, [[3, 4, 5], [0, 0, 7]])
+  assert out.dtype == np.int32
+
+
+def test_leave_one_out_matches_recbole_protocol():
+  data = _data(user=[0] * 6 + [1] * 2, item=[1, 2, 3, 4, 5, 6, 7, 8])
+  splits = sequences.leave_one_out(sequences.build_user_sequences(data), max_len=4)
+  np.testing.assert_array_equal(splits.test.seqs, [[3, 4, 5, 6], [0, 0, 7, 8]])
+  np.testing.assert_array_equal(splits.test.users, [0, 1])
+  np.testing.assert_array_equal(splits.valid.seqs, [[2, 3, 4, 5]])  # user 1 too short
+  np.testing.assert_array_equal(splits.train.seqs, [[1, 2, 3, 4]])
+  # No test or validation target is ever a training target of the same user.
+  assert 6 not in splits.train.seqs and 5 not in splits.train.seqs
+
+
+def test_random_split_is_deterministic_and_partitions_windows():
+  rng = np.random.default_rng(0)
+  data = _data(user=np.repeat(np.arange(50), 30), item=rng.integers(0, 40, 1500))
+  seqs = sequences.build_user_sequences(data)
+  a = sequences.random_split(seqs, max_len=10, min_len=5, seed=3)
+  b = sequences.random_split(seqs, max_len=10, min_len=5, seed=3)
+  c = sequences.random_split(seqs, max_len=10, min_len=5, seed=4)
+  np.testing.assert_array_equal(a.test.seqs, b.test.seqs)
+  assert not np.array_equal(a.test.seqs, c.test.seqs)
+  total = len(a.train) + len(a.valid) + len(a.test)
+  assert total == sum(len(sequences.windows(s, 10, 5)) for s in seqs.items)
+  assert len(a.train) == round(0.8 * total) and len(a.valid) == round(0.02 * total)
+  assert np.all((a.test.seqs != 0).sum(1) >= 5)
+
+
+@pytest.mark.parametrize("max_len, min_len, message", [
+    (1, 2, "--max_len=1: must be at least 2"),
+    (5, 6, "min_len=6: must be in"),
+])
+def test_bad_lengths(max_len, min_len, message):
+  seqs = sequences.build_user_sequences(_data(user=[0, 0, 0], item=[1, 2, 3]))
+  with pytest.raises(InputError, match=message):
+    sequences.random_split(seqs, max_len=max_len, min_len=min_len)
+
+
+@pytest.mark.skipif(not os.path.isdir(ML100K), reason="ML-100k not available")
+def test_ml100k_leave_one_out_sizes():
+  from seqrec import sources
+  data = sources.load(f"recbole:{ML100K}")
+  seqs = sequences.build_user_sequences(data)
+  assert len(seqs.items) == 943 and seqs.num_items == 1682
+  splits = sequences.leave_one_out(seqs, max_len=51)
+  assert len(splits.test) == len(splits.valid) == 943
+  # Every interaction but the two held out per user is a training target once.
+  train_targets = int(((splits.train.seqs[:, :-1] != 0) & (splits.train.seqs[:, 1:] != 0)).sum())
+  assert train_targets == 100_000 - 2 * 943 - 943  # first item of each user is no target
