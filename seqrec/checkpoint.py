@@ -15,8 +15,18 @@ def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
       options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
 
-def save(mngr: ocp.CheckpointManager, step: int, state: Any) -> None:
-  mngr.save(step, args=ocp.args.StandardSave(state))
+def best_manager(workdir: str, metric: str) -> ocp.CheckpointManager:
+  """Keeps only the parameters with the highest validation `metric` (a key of
+  the metrics dict passed to `save`), in `workdir/best`; survives restarts."""
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "best"),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=1, create=True, best_fn=lambda m: m[metric], best_mode="max"))
+
+
+def save(mngr: ocp.CheckpointManager, step: int, tree: Any,
+         metrics: dict[str, float] | None = None) -> None:
+  mngr.save(step, args=ocp.args.StandardSave(tree), metrics=metrics)
 
 
 def restore(mngr: ocp.CheckpointManager, target: Any, step: int | None = None) -> Any:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
+import itertools
 import math
 import os
 
@@ -69,7 +70,8 @@ def load(spec: str, *, synthetic: SyntheticConfig | None = None) -> Interactions
              "sasrec": _read_sasrec, "csv": _read_csv, "tfds": _read_tfds}
   scheme, _, arg = spec.partition(":")
   if scheme not in readers or not arg:
-    raise InputError(f"--dataset={spec}: expected one of {', '.join(SCHEMES)}")
+    raise InputError(f"--dataset={spec}: unknown dataset; expected one of "
+                     f"{', '.join(SCHEMES)}")
   return readers[scheme](arg).validate()
 
 
@@ -102,46 +104,58 @@ class _Items:
 
 def _read_recbole(arg: str) -> Interactions:
   """RecBole atomic files: DIR (or DIR/NAME.inter) with NAME.user, NAME.item."""
-  if os.path.isfile(arg) and arg.endswith(".inter"):
-    inter = arg
-  elif os.path.isdir(arg):
-    inter = os.path.join(arg, os.path.basename(os.path.normpath(arg)) + ".inter")
-    if not os.path.isfile(inter):
-      found = sorted(glob.glob(os.path.join(arg, "*.inter")))
-      if len(found) != 1:
-        raise InputError(
-            f"{arg}: expected one .inter file, found {len(found)}"
-            + (f" ({', '.join(map(os.path.basename, found))}); name one as "
-               "recbole:DIR/NAME.inter" if found else ""))
-      inter = found[0]
-  else:
-    raise InputError(f"{arg}: no such directory")
+  inter = _find_inter(arg)
   stem = inter[:-len(".inter")]
-
   table = _Atomic.read(inter)
-  users, items = table.column("user_id"), table.column("item_id")
   if "timestamp" in table.names:
     time = _numbers(table.column("timestamp"), inter, table.lines, "timestamp")
   else:
     time = table.lines.astype(np.float64)  # keep file order
+  return _interactions(f"recbole:{os.path.basename(stem)}", inter, table.lines,
+                       table.column("user_id"), table.column("item_id"), time,
+                       _recbole_users(stem + ".user"),
+                       _recbole_items(stem + ".item"))
 
-  user_table = item_table = None
-  if os.path.isfile(stem + ".user"):
-    user_file = _Atomic.read(stem + ".user", need_rows=False)
-    user_table = _users_from_columns(
-        user_file.path, user_file.lines, user_file.column("user_id"),
-        **{key: user_file.column(key) for key in ("age", "gender", "occupation")
-           if key in user_file.names})
-  if os.path.isfile(stem + ".item"):
-    item_file = _Atomic.read(stem + ".item", need_rows=False)
-    genre_column = next((c for c in ("class", "genre") if c in item_file.names),
-                        None)
-    if genre_column:
-      genres, names = _multi_hot(
-          [value.split() for value in item_file.column(genre_column)])
-      item_table = _Items(np.asarray(item_file.column("item_id")), genres, names)
-  return _interactions(f"recbole:{os.path.basename(stem)}", users, items,
-                       time, user_table, item_table)
+
+def _find_inter(arg: str) -> str:
+  """The .inter file: ARG itself, DIR/<DIR name>.inter, or the only one."""
+  if os.path.isfile(arg) and arg.endswith(".inter"):
+    return arg
+  if not os.path.isdir(arg):
+    raise InputError(f"{arg}: no such directory")
+  inter = os.path.join(arg, os.path.basename(os.path.normpath(arg)) + ".inter")
+  if os.path.isfile(inter):
+    return inter
+  found = sorted(glob.glob(os.path.join(arg, "*.inter")))
+  if len(found) == 1:
+    return found[0]
+  if not found:
+    raise InputError(f"{arg}: no .inter file")
+  raise InputError(f"{arg}: {len(found)} .inter files; name one as "
+                   "recbole:DIR/NAME.inter")
+
+
+def _recbole_users(path: str) -> _Users | None:
+  """NAME.user: user_id and any of age, gender, occupation."""
+  if not os.path.isfile(path):
+    return None
+  table = _Atomic.read(path, need_rows=False)
+  return _users_from_columns(
+      path, table.lines, table.column("user_id"),
+      **{key: table.column(key) for key in ("age", "gender", "occupation")
+         if key in table.names})
+
+
+def _recbole_items(path: str) -> _Items | None:
+  """NAME.item: item_id and genres as a space-separated `class` or `genre`."""
+  if not os.path.isfile(path):
+    return None
+  table = _Atomic.read(path, need_rows=False)
+  column = next((c for c in ("class", "genre") if c in table.names), None)
+  if column is None:
+    return None
+  genres, names = _multi_hot(list(map(str.split, table.column(column))))
+  return _Items(np.asarray(table.column("item_id")), genres, names)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,12 +166,12 @@ class _Atomic:
     path: the file.
     names: column names without their ":type" suffix.
     columns: the fields of each column, one entry per data line.
-    lines: int64 [len(rows)] 1-based line numbers.
+    lines: int64 [n] 1-based line numbers of the data lines.
   """
 
   path: str
   names: tuple[str, ...]
-  columns: list[tuple[str, ...]]
+  columns: list[list[str]]
   lines: np.ndarray
 
   @classmethod
@@ -168,14 +182,11 @@ class _Atomic:
     names = tuple(field.split(":")[0].strip() for field in text[0].split("\t"))
     if need_rows and len(text) == 1:
       raise InputError(f"{path}: no interactions after the header")
-    rows = _split(path, text[1:], lines[1:], "\t", len(names))
-    columns = list(zip(*rows)) if rows else [()] * len(names)
+    columns = _split(path, text[1:], lines[1:], "\t", len(names))
     return cls(path, names, columns, lines[1:])
 
-  def column(self, name: str) -> tuple[str, ...]:
-    if name not in self.names:
-      raise InputError(f"{self.path} line 1: no column {name!r} in the header "
-                       f"({', '.join(self.names)})")
+  def column(self, name: str) -> list[str]:
+    _require_columns(self.path, list(self.names), (name,))
     return self.columns[self.names.index(name)]
 
 
@@ -193,114 +204,135 @@ def _read_movielens(path: str) -> Interactions:
 def _movielens_100k(path: str) -> Interactions:
   """u.data (user, item, rating, time; tabs) with u.user, u.item, u.genre."""
   text, lines = _read_lines(path, required=True)
-  user, item, _, stamp = zip(*_split(path, text, lines, "\t", 4))
+  user, item, _, stamp = _split(path, text, lines, "\t", 4)
   time = _numbers(stamp, path, lines, "timestamp")
   directory = os.path.dirname(path)
+  return _interactions(_label("movielens", path), path, lines, user, item,
+                       time, _ml100k_users(os.path.join(directory, "u.user")),
+                       _ml100k_items(directory))
 
-  users = None
-  user_path = os.path.join(directory, "u.user")
-  if os.path.isfile(user_path):
-    text, lines = _read_lines(user_path)
-    ids, age, gender, occupation, _ = zip(*_split(user_path, text, lines, "|", 5))
-    users = _users_from_columns(user_path, lines, ids, age=age, gender=gender,
-                                occupation=occupation)
 
-  items = None
-  item_path = os.path.join(directory, "u.item")
-  if os.path.isfile(item_path):
-    names = ML100K_GENRES
-    genre_path = os.path.join(directory, "u.genre")
-    if os.path.isfile(genre_path):
-      text, lines = _read_lines(genre_path)
-      name, index = zip(*_split(genre_path, text, lines, "|", 2))
-      order = _numbers(index, genre_path, lines, "genre index")
-      names = tuple(np.asarray(name)[np.argsort(order)])
-    text, lines = _read_lines(item_path)
-    # id|title|release date|video release date|IMDb URL|one 0/1 flag per genre
-    rows = _split(item_path, text, lines, "|", 5 + len(names))
-    flags = np.asarray([row[5:] for row in rows])
-    bad = np.flatnonzero(~np.isin(flags, ("0", "1")).all(axis=1))
-    if bad.size:
-      raise InputError(f"{item_path} line {lines[bad[0]]}: genre flags must be "
-                       "0 or 1")
-    items = _Items(np.asarray([row[0] for row in rows]), flags == "1", names)
-  return _interactions(_label("movielens", path), user, item, time, users, items)
+def _ml100k_users(path: str) -> _Users | None:
+  """u.user: id|age|gender|occupation|zip."""
+  if not os.path.isfile(path):
+    return None
+  text, lines = _read_lines(path)
+  ids, age, gender, occupation, _ = _split(path, text, lines, "|", 5)
+  return _users_from_columns(path, lines, ids, age=age, gender=gender,
+                             occupation=occupation)
+
+
+def _ml100k_items(directory: str) -> _Items | None:
+  """u.item: id|title|release|video release|IMDb URL|a 0/1 flag per genre."""
+  path = os.path.join(directory, "u.item")
+  if not os.path.isfile(path):
+    return None
+  names = ML100K_GENRES
+  genre_path = os.path.join(directory, "u.genre")
+  if os.path.isfile(genre_path):
+    text, lines = _read_lines(genre_path)
+    name, index = _split(genre_path, text, lines, "|", 2)
+    order = _numbers(index, genre_path, lines, "genre index")
+    names = tuple(name[i] for i in np.argsort(order))
+  text, lines = _read_lines(path)
+  columns = _split(path, text, lines, "|", 5 + len(names))
+  flags = np.asarray(columns[5:]).T.reshape(len(text), len(names))
+  bad = np.flatnonzero(~np.isin(flags, ("0", "1")).all(axis=1))
+  if bad.size:
+    raise InputError(f"{path} line {lines[bad[0]]}: genre flags must be 0 or 1")
+  return _Items(np.asarray(columns[0]), flags == "1", names)
 
 
 def _movielens_dat(path: str) -> Interactions:
   """ratings.dat (UserID::MovieID::Rating::Timestamp), users.dat, movies.dat."""
   text, lines = _read_lines(path, required=True)
-  user, item, _, stamp = zip(*_split(path, text, lines, "::", 4))
+  user, item, _, stamp = _split(path, text, lines, "::", 4)
   time = _numbers(stamp, path, lines, "timestamp")
   directory = os.path.dirname(path)
+  return _interactions(_label("movielens", path), path, lines, user, item,
+                       time, _ml1m_users(os.path.join(directory, "users.dat")),
+                       _ml1m_items(os.path.join(directory, "movies.dat")))
 
-  users = None
-  user_path = os.path.join(directory, "users.dat")
-  if os.path.isfile(user_path):
-    text, lines = _read_lines(user_path)
-    # UserID::Gender::Age::Occupation::Zip-code; Age is the bucket's lower bound
-    # in years and Occupation a code 0..20.
-    ids, gender, age, code, _ = zip(*_split(user_path, text, lines, "::", 5))
-    code = _numbers(code, user_path, lines, "occupation code")
-    bad = np.flatnonzero((code != np.round(code)) | (code < 0)
-                         | (code >= len(ML1M_OCCUPATIONS)))
-    if bad.size:
-      raise InputError(f"{user_path} line {lines[bad[0]]}: occupation code "
-                       f"{code[bad[0]]:g} is not in 0..{len(ML1M_OCCUPATIONS) - 1}")
-    users = _users_from_columns(user_path, lines, ids, age=age, gender=gender)
-    users = _Users(users.ids,
-                   {**users.features, "occupation": code.astype(np.int64)},
-                   {**users.vocab, "occupation": ML1M_OCCUPATIONS})
 
-  items = None
-  movie_path = os.path.join(directory, "movies.dat")
-  if os.path.isfile(movie_path):
-    text, lines = _read_lines(movie_path)
-    ids, _, genres = zip(*_split(movie_path, text, lines, "::", 3))
-    items = _Items(np.asarray(ids), *_multi_hot(_genre_lists(genres)))
-  return _interactions(_label("movielens", path), user, item, time, users, items)
+def _ml1m_users(path: str) -> _Users | None:
+  """users.dat: UserID::Gender::Age::Occupation::Zip-code.
+
+  Age is the lower bound of the user's age bucket in years and Occupation a
+  code into `ML1M_OCCUPATIONS`.
+  """
+  if not os.path.isfile(path):
+    return None
+  text, lines = _read_lines(path)
+  ids, gender, age, code, _ = _split(path, text, lines, "::", 5)
+  code = _numbers(code, path, lines, "occupation code")
+  bad = np.flatnonzero((code != np.round(code)) | (code < 0)
+                       | (code >= len(ML1M_OCCUPATIONS)))
+  if bad.size:
+    raise InputError(f"{path} line {lines[bad[0]]}: occupation code "
+                     f"{code[bad[0]]:g} is not in 0..{len(ML1M_OCCUPATIONS) - 1}")
+  users = _users_from_columns(path, lines, ids, age=age, gender=gender)
+  return _Users(users.ids,
+                {**users.features, "occupation": code.astype(np.int64)},
+                {**users.vocab, "occupation": ML1M_OCCUPATIONS})
+
+
+def _ml1m_items(path: str) -> _Items | None:
+  """movies.dat: MovieID::Title::Genres, genres as "A|B"."""
+  if not os.path.isfile(path):
+    return None
+  text, lines = _read_lines(path)
+  ids, _, genres = _split(path, text, lines, "::", 3)
+  return _Items(np.asarray(ids), *_multi_hot(_genre_lists(genres)))
 
 
 def _movielens_csv(path: str) -> Interactions:
   """ratings.csv (header userId,movieId,rating,timestamp) with movies.csv."""
   text, lines = _read_lines(path, required=True)
   header = [name.strip() for name in text[0].split(",")]
-  for name in ("userId", "movieId", "timestamp"):
-    if name not in header:
-      raise InputError(f"{path} line 1: no column {name!r} in the header "
-                       f"({', '.join(header)})")
+  _require_columns(path, header, ("userId", "movieId", "timestamp"))
   if len(text) == 1:
     raise InputError(f"{path}: no interactions after the header")
-  columns = list(zip(*_split(path, text[1:], lines[1:], ",", len(header))))
+  columns = _split(path, text[1:], lines[1:], ",", len(header))
   user, item, stamp = (columns[header.index(name)]
                        for name in ("userId", "movieId", "timestamp"))
   time = _numbers(stamp, path, lines[1:], "timestamp")
+  return _interactions(
+      _label("movielens", path), path, lines[1:], user, item, time, None,
+      _movielens_csv_items(os.path.join(os.path.dirname(path), "movies.csv")))
 
-  items = None
-  movie_path = os.path.join(os.path.dirname(path), "movies.csv")
-  if os.path.isfile(movie_path):
-    text, lines = _read_lines(movie_path, required=True)
-    # Titles may hold quoted commas, so this small file goes through csv.
-    rows = list(csv.reader(text))
-    header = rows[0]
-    for name in ("movieId", "genres"):
-      if name not in header:
-        raise InputError(f"{movie_path} line 1: no column {name!r} in the "
-                         f"header ({', '.join(header)})")
-    _check_widths(movie_path, rows[1:], lines[1:], len(header), ",")
-    ids = np.asarray([row[header.index("movieId")] for row in rows[1:]])
-    genres = _genre_lists([row[header.index("genres")] for row in rows[1:]])
-    items = _Items(ids, *_multi_hot(genres))
-  return _interactions(_label("movielens", path), user, item, time, None, items)
+
+def _movielens_csv_items(path: str) -> _Items | None:
+  """movies.csv: header movieId,title,genres; genres as "A|B"."""
+  if not os.path.isfile(path):
+    return None
+  text, lines = _read_lines(path, required=True)
+  # Titles may hold quoted commas, so this small file goes through csv.
+  rows = list(csv.reader(text))
+  header = [name.strip() for name in rows[0]]
+  _require_columns(path, header, ("movieId", "genres"))
+  _check_widths(path, np.fromiter(map(len, rows[1:]), np.int64), lines[1:],
+                len(header), "','")
+  ids = np.asarray([row[header.index("movieId")] for row in rows[1:]])
+  genres = _genre_lists([row[header.index("genres")] for row in rows[1:]])
+  return _Items(ids, *_multi_hot(genres))
+
+
+def _require_columns(path: str, header: list[str], names: tuple[str, ...]):
+  """Raises InputError unless every name is in the header (line 1)."""
+  for name in names:
+    if name not in header:
+      raise InputError(f"{path} line 1: no column {name!r} in the header "
+                       f"({', '.join(header)})")
 
 
 def _read_sasrec(path: str) -> Interactions:
   """One whitespace-separated "user item" pair per line, in time order."""
   text, lines = _read_lines(path, required=True)
-  rows = [line.split() for line in text]
-  _check_widths(path, rows, lines, 2, "whitespace")
-  user, item = zip(*rows)
-  return _interactions(_label("sasrec", path), user, item,
+  widths = np.fromiter(map(len, map(str.split, text)), np.int64, len(text))
+  _check_widths(path, widths, lines, 2, "whitespace")
+  fields = " ".join(text).split()
+  user, item = fields[0::2], fields[1::2]
+  return _interactions(_label("sasrec", path), path, lines, user, item,
                        lines.astype(np.float64))
 
 
@@ -312,22 +344,22 @@ def _read_csv(path: str) -> Interactions:
   in the line, so targets come after sources.
   """
   text, lines = _read_lines(path, required=True)
-  parts = [line.split(",") for line in text]
-  length = np.fromiter(map(len, parts), np.int64, len(parts))
-  tokens = np.strings.strip(np.asarray([t for p in parts for t in p], dtype=str))
-  row = np.repeat(np.arange(len(parts)), length)
+  length = np.fromiter(map(str.count, text, itertools.repeat(",")), np.int64,
+                       len(text)) + 1
+  tokens = np.strings.strip(np.asarray(",".join(text).split(","), dtype=str))
+  row = np.repeat(np.arange(len(text)), length)
   start = np.cumsum(length) - length
   position = np.arange(len(tokens)) - start[row]
 
   empty = tokens == ""
-  empties = np.bincount(row, weights=empty, minlength=len(parts))
+  empties = np.bincount(row, weights=empty, minlength=len(text))
   bad = np.flatnonzero(empties > 1)
   if bad.size:
     raise InputError(f"{path} line {lines[bad[0]]}: {int(empties[bad[0]])} empty "
                      "fields; only one ',,' may separate source from target "
                      "items")
   # Position of each line's separator (length if none): targets lie after it.
-  separator = np.full(len(parts), np.iinfo(np.int64).max)
+  separator = np.full(len(text), np.iinfo(np.int64).max)
   separator[row[empty]] = position[empty]
   bad = np.flatnonzero((separator == 0) | (separator == length - 1))
   if bad.size:
@@ -425,7 +457,8 @@ def _read_tfds(name: str) -> Interactions:
 def _read_lines(path: str, required: bool = False) -> tuple[list[str], np.ndarray]:
   """Non-blank lines of a text file and their 1-based numbers (int64 [n]).
 
-  With `required`, a file without any line is an error.
+  With `required`, a file without any line is an error. Lines are filtered
+  with C-level `map`s, not a Python loop, since files can have 20M lines.
   """
   if not os.path.isfile(path):
     raise InputError(f"{path}: no such file")
@@ -435,31 +468,45 @@ def _read_lines(path: str, required: bool = False) -> tuple[list[str], np.ndarra
     text = data.decode("utf-8")
   except UnicodeDecodeError:  # older MovieLens releases are Latin-1
     text = data.decode("latin-1")
-  lines = text.split("\n")
-  keep = [i for i, line in enumerate(lines) if line and not line.isspace()]
-  if required and not keep:
+  lines = text.replace("\r\n", "\n").split("\n")
+  size = len(lines)
+  blank = ((np.fromiter(map(len, lines), np.int64, size) == 0)
+           | np.fromiter(map(str.isspace, lines), bool, size))
+  keep = np.flatnonzero(~blank)
+  if required and not keep.size:
     raise InputError(f"{path}: empty file")
-  return [lines[i].rstrip("\r") for i in keep], np.asarray(keep, np.int64) + 1
+  if keep.size < size:
+    lines = list(map(lines.__getitem__, keep.tolist()))
+  return lines, keep + 1
 
 
 def _split(path: str, text: list[str], lines: np.ndarray, separator: str,
            width: int) -> list[list[str]]:
-  """Splits every line on `separator`; each must have `width` fields."""
-  rows = [line.split(separator) for line in text]
-  _check_widths(path, rows, lines, width, repr(separator))
-  return rows
+  """Columns of lines that must each have `width` `separator`-split fields.
+
+  Returns:
+    `width` lists of n strings.
+  """
+  counts = np.fromiter(map(str.count, text, itertools.repeat(separator)),
+                       np.int64, len(text)) + 1
+  _check_widths(path, counts, lines, width, repr(separator))
+  if not text:
+    return [[] for _ in range(width)]
+  # One split of the joined text is far faster than a split per line.
+  fields = separator.join(text).split(separator)
+  return [fields[j::width] for j in range(width)]
 
 
-def _check_widths(path: str, rows: list[list[str]], lines: np.ndarray,
+def _check_widths(path: str, widths: np.ndarray, lines: np.ndarray,
                   width: int, separator: str) -> None:
-  widths = np.fromiter(map(len, rows), np.int64, len(rows))
+  """Raises InputError at the first line whose field count is not `width`."""
   bad = np.flatnonzero(widths != width)
   if bad.size:
     raise InputError(f"{path} line {lines[bad[0]]}: expected {width} fields "
                      f"separated by {separator}, found {widths[bad[0]]}")
 
 
-def _numbers(values: tuple[str, ...], path: str, lines: np.ndarray,
+def _numbers(values: list[str], path: str, lines: np.ndarray,
              what: str) -> np.ndarray:
   """float64 [n] from strings; the first non-number or non-finite is an error."""
   try:
@@ -478,7 +525,7 @@ def _numbers(values: tuple[str, ...], path: str, lines: np.ndarray,
   return out
 
 
-def _genre_lists(values: tuple[str, ...] | list[str]) -> list[list[str]]:
+def _genre_lists(values: list[str]) -> list[list[str]]:
   """MovieLens "A|B" genre fields as lists; "(no genres listed)" is none."""
   return [[g for g in value.strip().split("|")
            if g and g != "(no genres listed)"] for value in values]
@@ -528,7 +575,7 @@ def _users_from_columns(path: str, lines: np.ndarray, ids, age=None,
     # Empty ages are missing; anything else must be a number of years.
     present = np.strings.strip(np.asarray(age, dtype=str)) != ""
     years = np.full(len(present), -1, np.int64)
-    values = _numbers(tuple(np.asarray(age)[present]), path, lines[present],
+    values = _numbers(np.asarray(age)[present].tolist(), path, lines[present],
                       "age")
     years[present] = np.rint(values).astype(np.int64)
     features["age"] = years
@@ -548,15 +595,31 @@ def _align(table_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
   return np.where(table_ids[row] == ids, row, -1)
 
 
-def _interactions(name: str, user_tokens, item_tokens, time: np.ndarray,
-                  users: _Users | None = None,
+def _interactions(name: str, path: str, lines: np.ndarray, user_tokens,
+                  item_tokens, time: np.ndarray, users: _Users | None = None,
                   items: _Items | None = None) -> Interactions:
-  """Indexes raw labels and attaches side tables (users/items as read)."""
+  """Indexes raw labels and attaches side tables (users/items as read).
+
+  Args:
+    name: the dataset label.
+    path: the interaction file, for error messages.
+    lines: int64 [n] line number of each interaction.
+    user_tokens: n raw user labels.
+    item_tokens: n raw item labels.
+    time: float64 [n] timestamps.
+    users: the user table, if any.
+    items: the item table, if any.
+  """
+  user_tokens = np.strings.strip(np.asarray(user_tokens, dtype=str))
+  item_tokens = np.strings.strip(np.asarray(item_tokens, dtype=str))
+  bad = np.flatnonzero((user_tokens == "") | (item_tokens == ""))
+  if bad.size:
+    raise InputError(f"{path} line {lines[bad[0]]}: empty user or item id")
   user_ids, user = _index(user_tokens)
   item_ids, item = _index(item_tokens)
   features, vocab = {}, {}
   if users is not None:
-    row = _align(users.ids, user_ids)
+    row = _align(np.strings.strip(users.ids), user_ids)
     features = {key: np.where(row >= 0, values[row], -1)
                 for key, values in users.features.items()}
     vocab = users.vocab

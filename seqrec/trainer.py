@@ -50,6 +50,7 @@ class TrainConfig:
   grad_clip: float | None = None
   num_devices: int | None = None  # None: all devices
   model_parallel: int = 1
+  select_metric: str | None = None  # e.g. "ndcg@10": report the best-validation step
   param_rules: tuple[tuple[str, P], ...] = ()  # path regex -> PartitionSpec
 
 
@@ -196,8 +197,9 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
       "valid" (if present) is evaluated every `config.eval_every` steps; all
       splits at the end.
   Returns:
-    The final state and a results dict: final metrics per split, timings,
-    parameter counts and optimizer-state size.
+    The final state and a results dict: metrics per split (of the final step,
+    or with `config.select_metric` of the step with the best validation value
+    among those evaluated), timings, parameter counts, optimizer-state size.
   """
   trainer = Trainer(task, config)
   state = trainer.fresh_state()
@@ -208,6 +210,9 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
     start = int(state.step)
     logging.info("resumed from checkpoint at step %d", start)
   writer = MetricWriter(config.workdir)
+  best_mngr = None
+  if config.select_metric and "valid" in eval_data:
+    best_mngr = checkpoint.best_manager(config.workdir, config.select_metric)
   history: list[dict] = []
   train_seconds = compile_seconds = 0.0
   window_start, window_step = time.perf_counter(), start
@@ -236,17 +241,26 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
       logging.info("step %d/%d loss %.4f | %.2f steps/s, %.0f examples/s, ETA %.0fs",
                    done, config.num_steps, last_metrics["loss"], rate,
                    rate * config.batch_size, (config.num_steps - done) / max(rate, 1e-9))
-      if _due(done, config.eval_every) and "valid" in eval_data and not is_last:
-        writer.write(done, "valid", trainer.evaluate(state.params, eval_data["valid"]))
+      if (_due(done, config.eval_every) or is_last) and "valid" in eval_data:
+        valid = trainer.evaluate(state.params, eval_data["valid"])
+        writer.write(done, "valid", valid)
+        if best_mngr is not None:
+          checkpoint.save(best_mngr, done, state.params, metrics=valid)
       if _due(done, config.checkpoint_every) or is_last:
         checkpoint.save(mngr, done, state)
       window_start, window_step = time.perf_counter(), done
   mngr.wait_until_finished()
   final_step = int(state.step)
-  results: dict[str, Any] = {}
+  results: dict[str, Any] = {"evaluated_step": final_step}
+  params = state.params
+  if best_mngr is not None and best_mngr.best_step() is not None:
+    best_mngr.wait_until_finished()
+    results["evaluated_step"] = best_mngr.best_step()
+    params = checkpoint.restore(best_mngr, params, best_mngr.best_step())
+    best_mngr.close()
   for name, data in eval_data.items():
-    results[name] = trainer.evaluate(state.params, data)
-    writer.write(final_step, name, results[name])
+    results[name] = trainer.evaluate(params, data)
+    writer.write(results["evaluated_step"], f"final_{name}", results[name])
   writer.close()
   mngr.close()
   trainable, _ = optim.split(state.params, trainer.labels)

@@ -151,3 +151,13 @@ def test_trainable_patterns_matching_nothing_are_an_error(tmp_path):
                      trainable=("params/nothing/.*",))
   with pytest.raises(InputError, match="no parameter matches"):
     trainer.train(bad, _config(tmp_path), {"seq": tiny.make_data()}, {})
+
+
+def test_select_metric_reports_the_best_validation_step(tmp_path):
+  _, results = _train(tmp_path, num_steps=6, eval_every=2, select_metric="mrr@20")
+  with open(tmp_path / "metrics.jsonl") as f:
+    valid = [r for r in map(json.loads, f) if r["split"] == "valid"]
+  assert [r["step"] for r in valid] == [2, 4, 6]
+  best = max(valid, key=lambda r: r["mrr@20"])
+  assert results["evaluated_step"] == best["step"]
+  assert results["valid"]["mrr@20"] == pytest.approx(best["mrr@20"], abs=1e-6)
