@@ -7,9 +7,12 @@ objects. Library code never reads flags.
 
 from __future__ import annotations
 
+import logging as std_logging
+import os
 import sys
 from typing import Callable
 
+import jax
 from absl import app, flags, logging
 
 from seqrec import sequences, sources, synthetic
@@ -37,6 +40,9 @@ MIN_USER_COUNT = flags.DEFINE_integer("min_user_count", 1, "Drop users with fewe
 NUM_DEVICES = flags.DEFINE_integer("num_devices", None, "Devices to use (default: all).")
 MODEL_PARALLEL = flags.DEFINE_integer(
     "model_parallel", 1, "Devices per item-table shard group (the mesh's `model` axis).")
+COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache", os.path.expanduser("~/.cache/seqrec_xla"),
+    "Persistent XLA compilation cache directory (empty: off); repeated runs skip compiles.")
 SYNTHETIC_USERS = flags.DEFINE_integer("synthetic_users", 2000, "Synthetic data: users.")
 SYNTHETIC_ITEMS = flags.DEFINE_integer("synthetic_items", 1000, "Synthetic data: items.")
 SYNTHETIC_TARGET_ITEMS = flags.DEFINE_integer(
@@ -101,6 +107,11 @@ def run(main: Callable[[list[str]], None]) -> None:
   """`app.run(main)`, reporting bad input and stopped training as one line."""
 
   def guarded(argv: list[str]) -> None:
+    # Orbax logs every checkpoint operation at INFO; keep the training log readable.
+    logging.get_absl_logger().addFilter(
+        lambda record: record.levelno >= std_logging.WARNING or "orbax" not in record.pathname)
+    if COMPILATION_CACHE.value:
+      jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE.value)
     try:
       main(argv)
     except (InputError, TrainingError) as error:

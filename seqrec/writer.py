@@ -28,7 +28,8 @@ class MetricWriter:
     self._jsonl.write(json.dumps(record) + "\n")
     self._jsonl.flush()
     for key, value in values.items():
-      self._tb.add_scalar(f"{split}/{key}", float(value), int(step))
+      # TensorBoard tag names may not contain "@" ("ndcg@10" -> "ndcg_at_10").
+      self._tb.add_scalar(f"{split}/{key.replace('@', '_at_')}", float(value), int(step))
 
   def close(self) -> None:
     if self._active:
