@@ -69,9 +69,12 @@ def load(spec: str, *, synthetic: SyntheticConfig | None = None) -> Interactions
   readers = {"recbole": _read_recbole, "movielens": _read_movielens,
              "sasrec": _read_sasrec, "csv": _read_csv, "tfds": _read_tfds}
   scheme, _, arg = spec.partition(":")
-  if scheme not in readers or not arg:
-    raise InputError(f"--dataset={spec}: unknown dataset; expected one of "
-                     f"{', '.join(SCHEMES)}")
+  if scheme not in readers:
+    raise InputError(f"--dataset={spec} is not a known dataset; expected one "
+                     f"of {', '.join(SCHEMES)}")
+  if not arg:
+    usage = next(s for s in SCHEMES if s.startswith(scheme + ":"))
+    raise InputError(f"--dataset={spec} lacks its argument; expected {usage}")
   return readers[scheme](arg).validate()
 
 
@@ -367,7 +370,6 @@ def _read_csv(path: str) -> Interactions:
                      "end of the line")
 
   keep = ~empty
-  user = lines[row[keep]].astype(str)
   time = position[keep].astype(np.float64)
   target = (position > separator[row])[keep]
   tokens = tokens[keep]
@@ -376,12 +378,12 @@ def _read_csv(path: str) -> Interactions:
   item = np.empty(len(tokens), np.int64)
   item[~target] = source_item
   item[target] = len(source_ids) + target_item
-  user_ids, user_index = _index(user)
   domain = None
   if target.any():
     domain = np.repeat(np.array([0, 1], np.int8),
                        [len(source_ids), len(target_ids)])
-  return _build(_label("csv", path), user_index, item, time, user_ids,
+  # Every kept line has an item, so users are simply the lines in order.
+  return _build(_label("csv", path), row[keep], item, time, lines.astype(str),
                 np.concatenate([source_ids, target_ids]), item_domain=domain)
 
 

@@ -104,6 +104,8 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> Interactions:
   lengths = _MIN_LENGTH - 1 + rng.geometric(
       1.0 / (config.mean_length - _MIN_LENGTH + 1), size=config.num_users)
   user, item = _source_history(rng, config, interests, lengths, item_cluster)
+  item_ids = np.strings.add("i", np.arange(config.num_items).astype(str))
+  clusters, domain = item_cluster, None
 
   if config.num_target_items:
     target_lengths = rng.poisson(config.mean_target_length - 1,
@@ -118,16 +120,11 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> Interactions:
     user = np.concatenate([user, target_user])[order]
     item = np.concatenate([item, target_item])[order]
     lengths = lengths + target_lengths
-
-  item_ids = np.strings.add("i", np.arange(config.num_items).astype(str))
-  domain = None
-  clusters = item_cluster
-  if config.num_target_items:
     item_ids = np.concatenate([item_ids, np.strings.add(
         "t", np.arange(config.num_target_items).astype(str))])
+    clusters = np.concatenate([item_cluster, target_cluster])
     domain = np.repeat(np.array([0, 1], np.int8),
                        [config.num_items, config.num_target_items])
-    clusters = np.concatenate([item_cluster, target_cluster])
 
   return Interactions(
       name="synthetic",
@@ -146,27 +143,28 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> Interactions:
 
 def _check(config: SyntheticConfig) -> None:
   """Raises InputError naming the first field that makes no sense."""
-  problems = [
-      (config.num_users < 1, "num_users must be >= 1"),
-      (config.num_interests < 1, "num_interests must be >= 1"),
-      (config.num_items < config.num_interests,
-       "num_items must be >= num_interests"),
-      (0 < config.num_target_items < config.num_interests,
-       "num_target_items must be 0 or >= num_interests"),
-      (config.num_target_items < 0, "num_target_items must be >= 0"),
-      (not 1 <= config.interests_per_user <= config.num_interests,
-       "interests_per_user must be in [1, num_interests]"),
-      (config.mean_length < _MIN_LENGTH,
-       f"mean_length must be >= {_MIN_LENGTH}"),
-      (config.zipf_exponent < 0, "zipf_exponent must be >= 0"),
-      (not 0 <= config.repeat_prob <= 1, "repeat_prob must be in [0, 1]"),
-      (config.mean_run_length < 1, "mean_run_length must be >= 1"),
-      (config.repeat_gap < 1, "repeat_gap must be >= 1"),
-      (config.mean_target_length < 1, "mean_target_length must be >= 1"),
+  c = config
+  k = f"num_interests={c.num_interests}"
+  rules = [
+      ("num_users", c.num_users >= 1, ">= 1"),
+      ("num_interests", c.num_interests >= 1, ">= 1"),
+      ("num_items", c.num_items >= c.num_interests, f">= {k}"),
+      ("num_target_items",
+       c.num_target_items == 0 or c.num_target_items >= c.num_interests,
+       f"0 or >= {k}"),
+      ("interests_per_user", 1 <= c.interests_per_user <= c.num_interests,
+       f"in [1, {k}]"),
+      ("mean_length", c.mean_length >= _MIN_LENGTH, f">= {_MIN_LENGTH}"),
+      ("zipf_exponent", c.zipf_exponent >= 0, ">= 0"),
+      ("repeat_prob", 0 <= c.repeat_prob <= 1, "in [0, 1]"),
+      ("mean_run_length", c.mean_run_length >= 1, ">= 1"),
+      ("repeat_gap", c.repeat_gap >= 1, ">= 1"),
+      ("mean_target_length", c.mean_target_length >= 1, ">= 1"),
   ]
-  for bad, message in problems:
-    if bad:
-      raise InputError(f"synthetic: {message} ({config})")
+  for field, ok, requirement in rules:
+    if not ok:
+      raise InputError(
+          f"synthetic: {field}={getattr(c, field)} must be {requirement}")
 
 
 def _source_history(rng: np.random.Generator, config: SyntheticConfig,

@@ -1,0 +1,62 @@
+"""Runs the data_stats binary as a user would."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ML100K = os.path.normpath(os.path.join(ROOT, "../shared/data/ml-100k"))
+
+
+def _run(*flags: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", "launch.data_stats", *flags],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def _table(stdout: str) -> dict[str, str]:
+  """'name    value' lines -> {name: value}."""
+  rows = (line.rsplit(maxsplit=1) for line in stdout.strip().splitlines())
+  return {name.strip(): value for name, value in rows}
+
+
+def test_synthetic():
+  result = _run("--dataset=synthetic", "--synthetic_users=40",
+                "--synthetic_items=100", "--synthetic_target_items=30",
+                "--synthetic_length=10")
+  assert result.returncode == 0, result.stderr
+  table = _table(result.stdout)
+  assert table["dataset"] == "synthetic"
+  assert table["users"] == "40" and table["items"] == "130"
+  assert table["source items"] == "100" and table["target items"] == "30"
+  interactions = int(table["interactions"])
+  assert float(table["avg length"]) == pytest.approx(interactions / 40, abs=0.01)
+  assert int(table["max length"]) >= float(table["avg length"])
+
+
+@pytest.mark.skipif(not os.path.isdir(ML100K), reason="no shared ML-100k")
+def test_ml100k():
+  result = _run(f"--dataset=recbole:{ML100K}")
+  assert result.returncode == 0, result.stderr
+  assert _table(result.stdout) == {
+      "dataset": "recbole:ml-100k", "users": "943", "items": "1682",
+      "interactions": "100000", "avg length": "106.04", "max length": "737"}
+
+
+@pytest.mark.parametrize("flag, expected", [
+    ("--dataset=sasrec:/no/such/file", "error: /no/such/file: no such file"),
+    ("--synthetic_items=3", "error: synthetic: num_items=3 must be >= "),
+])
+def test_bad_input_is_one_line(flag, expected):
+  result = _run(flag)
+  assert result.returncode == 1
+  assert result.stdout == ""
+  assert result.stderr.strip().startswith(expected)
+  assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_dataset_names_the_flag():
+  result = _run("--dataset=nonsense")
+  assert result.returncode != 0 and result.stdout == ""
+  assert "--dataset=nonsense" in result.stderr.splitlines()[0]
