@@ -12,7 +12,10 @@ import jax.numpy as jnp
 
 
 def _weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
+  # `where`, not a product: a padding target (id 0) has an infinite loss and
+  # inf * 0 would be NaN.
   weights = weights.astype(values.dtype)
+  values = jnp.where(weights > 0, values, 0.0)
   return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 

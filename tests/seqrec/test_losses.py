@@ -45,3 +45,12 @@ def test_zero_weights_give_zero_loss_not_nan():
   hidden, kernel, bias, targets, _ = _setup(2)
   got = losses.softmax_cross_entropy(hidden, kernel, bias, targets, np.zeros((3, 4)))
   assert float(got) == 0.0
+
+
+def test_padding_targets_with_zero_weight_do_not_poison_the_loss():
+  hidden, kernel, bias, targets, weights = _setup(3)
+  targets = np.where(weights > 0, targets, 0)  # padding positions hold id 0
+  full = losses.softmax_cross_entropy(hidden, kernel, bias, targets, weights)
+  sampled = losses.sampled_softmax_cross_entropy(
+      hidden, kernel, bias, targets, weights, 4, jax.random.key(0))
+  assert np.isfinite(float(full)) and np.isfinite(float(sampled))

@@ -1,0 +1,260 @@
+"""Fine-tuning a pretrained NextItNet on a downstream task: PeterRec and baselines.
+
+A user is represented by the trunk's hidden state at a [CLS] token the model
+adds to the source sequence; a task head maps it to class logits (profile
+prediction) or to scores over a new table of target-domain items (cross-domain
+recommendation). Which parameters train is data: `METHODS` maps each method to
+regular expressions over "/"-joined parameter paths (big_vision style).
+Batches are {"seq": int32 [B, L] left-padded source items (no [CLS]; the model
+adds it), "label": int32 [B] class id in 0..K-1 or target item id in 1..T}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import traverse_util
+
+from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, last_block, weight_init
+from seqrec import losses, metrics
+from seqrec.errors import InputError
+from seqrec.task import Batch, Params, Task
+
+KINDS = ("classification", "recommendation")
+POOLINGS = ("cls", "mean")
+LOSSES = ("softmax", "bce")
+RECOMMENDATION_KS = (5, 10)
+EVAL_NEGATIVES = 99
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A fine-tuning method.
+
+  Attributes:
+    trainable: regexes over parameter paths (`re.fullmatch`); "{last}" stands
+      for the index of the last residual block.
+    pretrained: whether the trunk starts from the pretrained parameters.
+  """
+
+  trainable: tuple[str, ...]
+  pretrained: bool = True
+
+
+HEAD = r"params/head/.*"
+METHODS = {
+    # Patches, the second LayerNorm of every block and the head.
+    "peterrec": Method((r"params/block_\d+/(patch1|patch2|ln2)/.*", HEAD)),
+    "fineall": Method((".*",)),
+    "finecls": Method((HEAD,)),
+    "finelast": Method((r"params/block_{last}/.*", HEAD)),
+    "scratch": Method((".*",), pretrained=False),
+}
+# Leaves a fine-tuned model has and a pretrained one lacks: they keep their init.
+NEW_PARAMS = (HEAD, r"params/block_\d+/patch\d+/.*")
+
+
+def trainable_patterns(method: str, config: NextItNetConfig) -> tuple[str, ...]:
+  """The trainable regexes of `method` for this network."""
+  if method not in METHODS:
+    raise InputError(f"--method={method!r}: must be one of {tuple(METHODS)}")
+  last = str(last_block(config))
+  return tuple(p.replace("{last}", last) for p in METHODS[method].trainable)
+
+
+def add_cls(seq: jax.Array, config: NextItNetConfig) -> tuple[jax.Array, jax.Array]:
+  """Adds [CLS] tokens to left-padded sequences.
+
+  Causal: [pad.., items.., CLS], [B, L+1]; only the last state has seen the
+  whole sequence. Non-causal: [pad.., CLS, items.., CLS], [B, L+2], the first
+  [CLS] right before the first item rather than before the padding.
+
+  Returns:
+    (tokens, first) where first int32 [B] is the position of the leading
+    [CLS] (non-causal) or of the trailing one (causal).
+  """
+  batch, length = seq.shape
+  cls = jnp.full((batch, 1), config.cls_id, seq.dtype)
+  if config.causal:
+    return jnp.concatenate([seq, cls], axis=1), jnp.full((batch,), length, jnp.int32)
+  # The leading [CLS] takes the place of the last padding; with the extra
+  # column in front, that is position (number of padding positions).
+  first = jnp.sum(seq == 0, axis=1).astype(jnp.int32)
+  tokens = jnp.concatenate([jnp.zeros_like(cls), seq, cls], axis=1)
+  positions = jnp.arange(length + 2)[None, :]
+  return jnp.where(positions == first[:, None], config.cls_id, tokens), first
+
+
+class UserModel(nn.Module):
+  """The trunk, a pooled user vector and a dense head ("head": kernel [C, N], bias [N]).
+
+  For recommendation N = T + 1 and kernel.T is the target-item table (row 0
+  padding); for classification N = K classes.
+  """
+
+  config: NextItNetConfig
+  num_outputs: int
+  pooling: str = "cls"
+
+  def setup(self):
+    self.trunk = NextItNet(self.config)
+    nn.share_scope(self, self.trunk)  # trunk paths equal the pretrained ones.
+    self.head = nn.Dense(self.num_outputs, kernel_init=weight_init)
+
+  def represent(self, seq: jax.Array) -> jax.Array:
+    """int32 [B, L] source items -> float [B, C] user vectors.
+
+    "cls": the [CLS] state (causal) or the sum of both [CLS] states
+    (non-causal); "mean": the mean state over all non-padding positions.
+    """
+    tokens, first = add_cls(seq, self.config)
+    hidden = self.trunk(tokens)
+    if self.pooling == "mean":
+      real = (tokens != 0)[..., None].astype(hidden.dtype)
+      return jnp.sum(hidden * real, axis=1) / jnp.maximum(jnp.sum(real, axis=1), 1.0)
+    if self.config.causal:
+      return hidden[:, -1]
+    return jnp.take_along_axis(hidden, first[:, None, None], axis=1)[:, 0] + hidden[:, -1]
+
+  def __call__(self, seq: jax.Array) -> jax.Array:
+    """[B, L] -> head outputs [B, N]."""
+    return self.head(self.represent(seq))
+
+
+def restore_pretrained(finetune_params: Params, pretrained_params: Params) -> Params:
+  """`finetune_params` with every trunk leaf replaced by the pretrained one.
+
+  Leaves matching `NEW_PARAMS` (patches, head) keep their init; pretrained
+  leaves the fine-tuned model lacks (the pretraining output layer) are
+  ignored.
+
+  Raises:
+    InputError: a trunk path is missing from the pretrained parameters or
+      has another shape there.
+  """
+  pretrained = traverse_util.flatten_dict(pretrained_params, sep="/")
+  out = {}
+  for path, value in traverse_util.flatten_dict(finetune_params, sep="/").items():
+    if any(re.fullmatch(p, path) for p in NEW_PARAMS):
+      out[path] = value
+      continue
+    if path not in pretrained:
+      raise InputError(f"pretrained checkpoint has no parameter {path} "
+                       f"(fine-tuning model expects shape {tuple(value.shape)})")
+    if tuple(pretrained[path].shape) != tuple(value.shape):
+      raise InputError(f"pretrained parameter {path} has shape "
+                       f"{tuple(pretrained[path].shape)}, fine-tuning model expects "
+                       f"{tuple(value.shape)}")
+    out[path] = jnp.asarray(pretrained[path], value.dtype)
+  return traverse_util.unflatten_dict(out, sep="/")
+
+
+def _example_keys(batch: Batch, seed: int) -> jax.Array:
+  """One key per example from its own content, so evaluation negatives do not
+  depend on the batch it lands in (or on padding rows)."""
+  seq = batch["seq"].astype(jnp.uint32)
+  weights = jnp.arange(1, seq.shape[1] + 1, dtype=jnp.uint32) * jnp.uint32(2654435761)
+  content = jnp.sum(seq * weights[None, :], axis=1, dtype=jnp.uint32)
+  base = jax.random.key(seed)
+  return jax.vmap(lambda label, h: jax.random.fold_in(jax.random.fold_in(base, label), h))(
+      batch["label"].astype(jnp.uint32), content)
+
+
+def sampled_metrics(scores: jax.Array, labels: jax.Array, keys: jax.Array
+                    ) -> dict[str, jax.Array]:
+  """The reference protocol: each target against 99 uniform negatives, @5."""
+  per_example = jax.vmap(lambda s, t, k: metrics.sampled_ranking(
+      s[None], t[None], k, EVAL_NEGATIVES, ks=(5,)))(scores, labels, keys)
+  return {name: value[:, 0] for name, value in per_example.items()}
+
+
+def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
+                       method: str = "peterrec", pretrained: Params | None = None,
+                       pooling: str = "cls", loss: str = "softmax", l2: float = 0.02,
+                       eval_seed: int = 0) -> Task:
+  """The fine-tuning `Task`.
+
+  Args:
+    config: the trunk; must match the pretrained one, plus `patch` for PeterRec.
+    kind: "classification" (num_labels classes, labels 0..K-1) or
+      "recommendation" (num_labels target items, labels 1..T, 0 unused).
+    num_labels: K or T.
+    method: a key of `METHODS`.
+    pretrained: pretrained parameters (`{"params": ...}`), restored into the
+      trunk by path (`restore_pretrained`); required unless the method trains
+      from scratch, ignored when it does.
+    pooling: "cls" or "mean" (`UserModel.represent`).
+    loss: recommendation only: "softmax" over all target items, or "bce", the
+      reference's binary cross-entropy of the label against one uniformly
+      sampled negative plus `l2` times half the squared norm of the two
+      target-item vectors each example touches.
+    eval_seed: seeds the evaluation negatives (derived per example).
+  Returns:
+    A Task. `evaluate` gives "accuracy" for classification; for
+    recommendation full-ranking MRR/HR/NDCG at 5 and 10 over all T targets
+    and "sampled_" MRR/HR/NDCG@5 against 99 sampled negatives. Each example
+    ranks its own label; the user's other target items are ordinary
+    candidates, as in the reference.
+  """
+  config.validate()
+  for flag, value, allowed in (("--task_kind", kind, KINDS), ("--pooling", pooling, POOLINGS),
+                               ("--finetune_loss", loss, LOSSES)):
+    if value not in allowed:
+      raise InputError(f"{flag}={value!r}: must be one of {allowed}")
+  trainable = trainable_patterns(method, config)
+  if method == "peterrec" and config.patch is None:
+    raise InputError("--method=peterrec needs model patches: set --patch to "
+                     "serial or parallel")
+  if METHODS[method].pretrained and pretrained is None:
+    raise InputError(f"--method={method} fine-tunes a pretrained model: give its "
+                     "checkpoint (or use --method=scratch)")
+  classify = kind == "classification"
+  if num_labels < 2:
+    raise InputError(f"{kind} task with {num_labels} labels")
+  model = UserModel(config, num_labels if classify else num_labels + 1, pooling)
+
+  def init(rng: jax.Array) -> Params:
+    params = model.init(rng, jnp.ones((1, 2), jnp.int32))
+    if METHODS[method].pretrained:
+      params = restore_pretrained(params, pretrained)
+    return params
+
+  def bce(params: Params, user: jax.Array, labels: jax.Array, rng: jax.Array) -> jax.Array:
+    head = params["params"]["head"]
+    negatives = metrics.sample_negatives(rng, labels, num_labels + 1, 1)[:, 0]
+    pos_vec, neg_vec = head["kernel"].T[labels], head["kernel"].T[negatives]
+    pos = jnp.sum(user * pos_vec, axis=-1) + head["bias"][labels]
+    neg = jnp.sum(user * neg_vec, axis=-1) + head["bias"][negatives]
+    penalty = 0.5 * (jnp.sum(pos_vec**2, axis=-1) + jnp.sum(neg_vec**2, axis=-1))
+    return jnp.mean(jax.nn.softplus(-pos) + jax.nn.softplus(neg) + l2 * penalty)
+
+  def loss_fn(params: Params, batch: Batch, rng: jax.Array
+              ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    labels = batch["label"]
+    if classify:
+      logits = model.apply(params, batch["seq"])
+      value = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      return value, {"accuracy": jnp.mean(metrics.accuracy(logits, labels)["accuracy"])}
+    user = model.apply(params, batch["seq"], method=UserModel.represent)
+    if loss == "bce":
+      return bce(params, user, labels, rng), {}
+    head = params["params"]["head"]
+    return losses.softmax_cross_entropy(user, head["kernel"], head["bias"], labels,
+                                        jnp.ones(labels.shape)), {}
+
+  def evaluate(params: Params, batch: Batch) -> dict[str, jax.Array]:
+    labels = batch["label"]
+    if classify:
+      return metrics.accuracy(model.apply(params, batch["seq"]), labels)
+    user = model.apply(params, batch["seq"], method=UserModel.represent)
+    head = params["params"]["head"]
+    scores = losses.logits(user, head["kernel"], head["bias"])
+    return {**metrics.full_ranking(scores, labels, RECOMMENDATION_KS),
+            **sampled_metrics(scores, labels, _example_keys(batch, eval_seed))}
+
+  return Task(init=init, loss=loss_fn, evaluate=evaluate, trainable=trainable)

@@ -1,0 +1,158 @@
+"""NextItNet: a stack of dilated 1-D convolutions over item sequences, with
+optional PeterRec model patches.
+
+Token ids: 0 is padding, 1..num_items are items, `num_items + 1` is the mask
+token of masked (GRec-style) pretraining and `num_items + 2` the [CLS] token of
+fine-tuning; the input embedding has `num_items + 3` rows. Output layers and
+task heads live with the tasks (`pretrain`, `finetune`), which share this
+trunk's parameter scope, so a parameter path such as
+"params/block_0/conv1/kernel" is the same in every model built on it, patched
+or not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+
+from seqrec.errors import InputError
+
+PATCH_KINDS = ("serial", "parallel")
+LAYER_NORM_EPS = 1e-8
+weight_init = nn.initializers.truncated_normal(stddev=0.02)
+
+
+@dataclasses.dataclass(frozen=True)
+class NextItNetConfig:
+  """Shape of the network.
+
+  Attributes:
+    num_items: items have ids 1..num_items.
+    channels: width C of embeddings and convolutions (256 in the paper).
+    dilations: dilation d of each residual block; its two convolutions use d
+      and 2d. The default is the paper's 8 blocks, [1, 4] repeated 4 times.
+    kernel_size: width of every dilated convolution.
+    causal: causal convolutions (left padding (k-1)*dilation) for next-item
+      pretraining; False for "same" convolutions (masked pretraining).
+    patch: None, "serial" or "parallel" model patches in every block.
+    patch_dim: bottleneck width of a patch; None means channels // 4.
+  """
+
+  num_items: int
+  channels: int = 256
+  dilations: tuple[int, ...] = (1, 4) * 4
+  kernel_size: int = 3
+  causal: bool = True
+  patch: str | None = None
+  patch_dim: int | None = None
+
+  @property
+  def mask_id(self) -> int:
+    return self.num_items + 1
+
+  @property
+  def cls_id(self) -> int:
+    return self.num_items + 2
+
+  @property
+  def vocab_size(self) -> int:
+    """Rows of the input embedding: padding, items, mask and [CLS]."""
+    return self.num_items + 3
+
+  @property
+  def bottleneck(self) -> int:
+    return self.patch_dim if self.patch_dim is not None else max(1, self.channels // 4)
+
+  def validate(self) -> "NextItNetConfig":
+    """Raises InputError on settings that make no sense; returns self."""
+    if self.num_items < 2:
+      raise InputError(f"num_items={self.num_items}: need at least 2 items")
+    if self.channels < 1:
+      raise InputError(f"--channels={self.channels}: must be positive")
+    if self.kernel_size < 1:
+      raise InputError(f"--kernel_size={self.kernel_size}: must be positive")
+    if not self.dilations or min(self.dilations) < 1:
+      raise InputError(f"--dilations={list(self.dilations)}: need at least one "
+                       "block and every dilation positive")
+    if self.patch is not None and self.patch not in PATCH_KINDS:
+      raise InputError(f"--patch={self.patch!r}: must be one of {PATCH_KINDS} or none")
+    if self.patch_dim is not None and self.patch_dim < 1:
+      raise InputError(f"--patch_dim={self.patch_dim}: must be positive")
+    return self
+
+
+class Patch(nn.Module):
+  """The bottleneck branch of a model patch: W_up(GELU(W_down(x))), per position.
+
+  W_up (kernel and bias) starts at zero, so the branch outputs exactly 0 and a
+  freshly patched network computes the pretrained function.
+  """
+
+  bottleneck: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, L, C] -> [B, L, C]."""
+    h = nn.Dense(self.bottleneck, kernel_init=weight_init, name="down")(x)
+    return nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros, name="up")(
+        nn.gelu(h))
+
+
+class ResidualBlock(nn.Module):
+  """conv(d) -> LN -> ReLU -> conv(2d) -> LN -> ReLU, plus the input (post-norm).
+
+  With serial patches each convolution's output h becomes h + P(h) (the patch
+  with its identity); with parallel patches it becomes h + P(conv input).
+  """
+
+  config: NextItNetConfig
+  dilation: int
+
+  def _conv(self, x: jax.Array, dilation: int, name: str) -> jax.Array:
+    reach = (self.config.kernel_size - 1) * dilation
+    # Causal: every output sees only its own and earlier positions.
+    padding = (reach, 0) if self.config.causal else (reach // 2, reach - reach // 2)
+    return nn.Conv(self.config.channels, (self.config.kernel_size,),
+                   kernel_dilation=(dilation,), padding=(padding,),
+                   kernel_init=weight_init, name=name)(x)
+
+  def _patched(self, h: jax.Array, conv_input: jax.Array, name: str) -> jax.Array:
+    if self.config.patch is None:
+      return h
+    branch_input = h if self.config.patch == "serial" else conv_input
+    return h + Patch(self.config.bottleneck, name=name)(branch_input)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, L, C] -> [B, L, C]."""
+    h = self._patched(self._conv(x, self.dilation, "conv1"), x, "patch1")
+    a = nn.relu(nn.LayerNorm(LAYER_NORM_EPS, name="ln1")(h))
+    h = self._patched(self._conv(a, 2 * self.dilation, "conv2"), a, "patch2")
+    return x + nn.relu(nn.LayerNorm(LAYER_NORM_EPS, name="ln2")(h))
+
+
+class NextItNet(nn.Module):
+  """The trunk: token ids [B, L] -> hidden states [B, L, C].
+
+  Parameters: "embed/embedding" [vocab_size, C] and "block_{i}/..." for every
+  block (conv1, ln1, conv2, ln2 and, when patched, patch1/patch2 with
+  down/up). No output layer: the tasks add theirs.
+  """
+
+  config: NextItNetConfig
+
+  @nn.compact
+  def __call__(self, tokens: jax.Array) -> jax.Array:
+    x = nn.Embed(self.config.vocab_size, self.config.channels,
+                 embedding_init=weight_init, name="embed")(tokens)
+    for i, dilation in enumerate(self.config.dilations):
+      x = ResidualBlock(self.config, dilation, name=f"block_{i}")(x)
+    return x
+
+
+def last_block(config: NextItNetConfig) -> int:
+  """Index of the last residual block (its path is f"params/block_{i}")."""
+  return len(config.dilations) - 1
+

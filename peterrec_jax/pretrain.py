@@ -1,0 +1,163 @@
+"""Self-supervised pretraining of NextItNet on item sequences.
+
+Two modes, as in the PeterRec reference:
+- "causal" (NextItNet): causal convolutions; the input seq[:, :-1] predicts
+  seq[:, 1:] at every real position.
+- "masked" (GRec-style, "PeterRec_noncau"): "same" convolutions; 30% of the
+  real positions are corrupted (80% mask token, 10% kept, 10% a random item)
+  and predicted.
+Batches are {"seq": int32 [B, L]}, left-padded with 0.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, weight_init
+from seqrec import losses, metrics
+from seqrec.errors import InputError
+from seqrec.task import Batch, Params, Task
+
+MODES = ("causal", "masked")
+LOSSES = ("full", "sampled")
+
+
+class NextItNetLM(nn.Module):
+  """The trunk plus an output layer over items ("output": kernel [C, V], bias [V]).
+
+  V = num_items + 1: column 0 is padding, never a target. The mask and [CLS]
+  tokens are inputs only, so they have no output column.
+  """
+
+  config: NextItNetConfig
+
+  def setup(self):
+    self.trunk = NextItNet(self.config)
+    nn.share_scope(self, self.trunk)  # trunk paths stay "params/block_0/...".
+    self.output = nn.Dense(self.config.num_items + 1, kernel_init=weight_init)
+
+  def __call__(self, tokens: jax.Array) -> jax.Array:
+    """Hidden states [B, L, C]; losses read the output layer from the params."""
+    return self.trunk(tokens)
+
+  def logits(self, tokens: jax.Array) -> jax.Array:
+    """[B, L, V]; `init` goes through here so the output layer is created."""
+    return self.output(self.trunk(tokens))
+
+
+def corrupt(rng: jax.Array, seq: jax.Array, config: NextItNetConfig,
+            mask_prob: float = 0.3, max_masked: int = 30
+            ) -> tuple[jax.Array, jax.Array]:
+  """BERT-style corruption of the real (non-zero) positions of each row.
+
+  Each row with n real items gets min(n, clip(round(mask_prob * n), 1,
+  max_masked)) chosen positions, uniformly among its real ones; a chosen
+  position becomes the mask token (80%), stays (10%) or becomes a uniformly
+  random item (10%). Padding is never chosen.
+
+  Args:
+    rng: key.
+    seq: int32 [B, L] item ids, 0 = padding.
+    config: supplies num_items and the mask id.
+    mask_prob: fraction of real positions to choose.
+    max_masked: at most this many per row.
+  Returns:
+    (inputs int32 [B, L], chosen bool [B, L]); the targets are `seq` itself.
+  """
+  real = seq != 0
+  num_real = jnp.sum(real, axis=1)
+  num_chosen = jnp.clip(jnp.round(mask_prob * num_real).astype(jnp.int32), 1, max_masked)
+  num_chosen = jnp.minimum(num_chosen, num_real)
+  pick_rng, kind_rng, item_rng = jax.random.split(rng, 3)
+  # Random priorities, padding last; the num_chosen lowest per row are chosen.
+  priority = jnp.where(real, jax.random.uniform(pick_rng, seq.shape), 2.0)
+  rank = jnp.argsort(jnp.argsort(priority, axis=1), axis=1)
+  chosen = rank < num_chosen[:, None]
+  kind = jax.random.uniform(kind_rng, seq.shape)
+  random_items = jax.random.randint(item_rng, seq.shape, 1, config.num_items + 1)
+  inputs = jnp.where(chosen & (kind < 0.8), config.mask_id, seq)
+  inputs = jnp.where(chosen & (kind >= 0.9), random_items, inputs)
+  return inputs.astype(seq.dtype), chosen
+
+
+def num_sampled_negatives(num_items: int, fraction: float) -> int:
+  """Shared negatives per step of the sampled softmax: `fraction` of the items."""
+  return max(1, int(round(fraction * num_items)))
+
+
+def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
+                       loss: str = "full", *, mask_prob: float = 0.3,
+                       max_masked: int = 30, negative_fraction: float = 0.2) -> Task:
+  """The pretraining `Task`.
+
+  Args:
+    config: the network; `config.causal` must match `mode` (a "same"
+      convolution would see the next-item target; a causal one cannot use the
+      right context that masked pretraining is for).
+    mode: "causal" or "masked".
+    loss: "full" softmax or "sampled" softmax with `negative_fraction` of the
+      items as shared negatives (the reference default: 20%).
+    mask_prob, max_masked: corruption of masked pretraining (`corrupt`).
+  Returns:
+    A Task over batches {"seq": int32 [B, L]}. `evaluate` ranks every item for
+    the last position of each row (targets seq[:, -1]): causal models read
+    the hidden state at the last input seq[:, -2]; masked models get the
+    sequence with its last item replaced by the mask token and read that
+    position (the target is hidden, only its left context is seen). Metrics
+    MRR/HR/NDCG at 5, 10, 20, each [B].
+  """
+  config.validate()
+  if mode not in MODES:
+    raise InputError(f"--pretrain_mode={mode!r}: must be one of {MODES}")
+  if loss not in LOSSES:
+    raise InputError(f"--loss={loss!r}: must be one of {LOSSES}")
+  if config.causal != (mode == "causal"):
+    raise InputError(f"--pretrain_mode={mode} needs causal={mode == 'causal'} "
+                     f"convolutions, got causal={config.causal}")
+  if not 0.0 < mask_prob <= 1.0 or max_masked < 1:
+    raise InputError(f"mask_prob={mask_prob}, max_masked={max_masked}: need "
+                     "0 < mask_prob <= 1 and max_masked >= 1")
+  model = NextItNetLM(config)
+  num_negatives = num_sampled_negatives(config.num_items, negative_fraction)
+
+  def init(rng: jax.Array) -> Params:
+    return model.init(rng, jnp.ones((1, 2), jnp.int32), method=NextItNetLM.logits)
+
+  def objective(params: Params, hidden: jax.Array, targets: jax.Array,
+                weights: jax.Array, rng: jax.Array) -> jax.Array:
+    output = params["params"]["output"]
+    if loss == "full":
+      return losses.softmax_cross_entropy(hidden, output["kernel"], output["bias"],
+                                          targets, weights)
+    return losses.sampled_softmax_cross_entropy(
+        hidden, output["kernel"], output["bias"], targets, weights, num_negatives, rng)
+
+  def loss_fn(params: Params, batch: Batch, rng: jax.Array
+              ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    seq = batch["seq"]
+    if mode == "causal":
+      inputs, targets = seq[:, :-1], seq[:, 1:]
+      # A target whose whole context is padding carries no sequence signal.
+      weights = (inputs != 0) & (targets != 0)
+    else:
+      corrupt_rng, rng = jax.random.split(rng)
+      inputs, weights = corrupt(corrupt_rng, seq, config, mask_prob, max_masked)
+      targets = seq
+    hidden = model.apply(params, inputs)
+    value = objective(params, hidden, targets, weights, rng)
+    return value, {"targets_per_row": jnp.mean(jnp.sum(weights, axis=1, dtype=jnp.float32))}
+
+  def evaluate(params: Params, batch: Batch) -> dict[str, jax.Array]:
+    seq = batch["seq"]
+    if mode == "causal":
+      inputs = seq[:, :-1]
+    else:
+      inputs = seq.at[:, -1].set(config.mask_id)
+    hidden = model.apply(params, inputs)[:, -1]
+    output = params["params"]["output"]
+    scores = losses.logits(hidden, output["kernel"], output["bias"])
+    return metrics.full_ranking(scores, seq[:, -1])
+
+  return Task(init=init, loss=loss_fn, evaluate=evaluate)
