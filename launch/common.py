@@ -15,7 +15,7 @@ from typing import Callable
 import jax
 from absl import app, flags, logging
 
-from seqrec import sequences, sources, synthetic
+from seqrec import distributed, mesh as mesh_lib, sequences, sources, synthetic
 from seqrec.errors import InputError, TrainingError
 from seqrec.interactions import Interactions
 from seqrec.trainer import TrainConfig, steps_for_epochs
@@ -49,9 +49,27 @@ SYNTHETIC_TARGET_ITEMS = flags.DEFINE_integer(
     "synthetic_target_items", 300, "Synthetic data: items of the second domain.")
 SYNTHETIC_LENGTH = flags.DEFINE_float(
     "synthetic_length", 60, "Synthetic data: mean history length.")
+# Multi-process runs (TPU pod slices, several GPU hosts): every process gets the
+# same flags but its own --process_id. Unset flags fall back to the variables
+# JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, so a launcher can
+# give each process its id through the environment.
+COORDINATOR_ADDRESS = flags.DEFINE_string(
+    "coordinator_address", None,
+    "host:port of process 0, where it serves the coordinator (env JAX_COORDINATOR_ADDRESS).")
+NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Processes (usually hosts) in the run (env JAX_NUM_PROCESSES).")
+PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process, 0..num_processes-1 (env JAX_PROCESS_ID).")
+DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Join a multi-process run whose unset settings JAX detects "
+    "from the cluster (Cloud TPU pod slice, SLURM, Open MPI).")
+DISTRIBUTED_TIMEOUT = flags.DEFINE_integer(
+    "distributed_timeout", distributed.DEFAULT_TIMEOUT_S,
+    "Seconds to wait for the coordinator and the other processes before failing.")
 
 for _flag, _low in ((BATCH_SIZE, 1), (MAX_LEN, 2), (MIN_ITEM_COUNT, 1),
-                    (MIN_USER_COUNT, 1), (LOG_EVERY, 1), (MODEL_PARALLEL, 1)):
+                    (MIN_USER_COUNT, 1), (LOG_EVERY, 1), (MODEL_PARALLEL, 1),
+                    (DISTRIBUTED_TIMEOUT, 1)):
   flags.register_validator(_flag.name, lambda v, low=_low: v >= low,
                            f"--{_flag.name} must be at least {_low}")
 for _flag in (EVAL_EVERY, CHECKPOINT_EVERY):
@@ -65,6 +83,31 @@ flags.register_validator(
     lambda v: v == "synthetic" or v.partition(":")[0] in
     {s.partition(":")[0] for s in sources.SCHEMES} and bool(v.partition(":")[2]),
     "--dataset must be one of " + ", ".join(sources.SCHEMES))
+
+
+def init_distributed() -> None:
+  """Joins the multi-process run the flags describe (a no-op for one process),
+  quiets logging on all but process 0 and checks --batch_size against the
+  global device count before any data is loaded. Call first thing in main."""
+  distributed.initialize(
+      COORDINATOR_ADDRESS.value or os.environ.get("JAX_COORDINATOR_ADDRESS"),
+      _flag_or_env(NUM_PROCESSES, "JAX_NUM_PROCESSES"),
+      _flag_or_env(PROCESS_ID, "JAX_PROCESS_ID"),
+      auto_detect=DISTRIBUTED.value, timeout_s=DISTRIBUTED_TIMEOUT.value)
+  if jax.process_index() != 0:
+    logging.set_verbosity(logging.WARNING)
+  mesh_lib.check_batch_size(BATCH_SIZE.value,
+                            mesh_lib.make_mesh(NUM_DEVICES.value, MODEL_PARALLEL.value))
+
+
+def _flag_or_env(flag: flags.FlagHolder, variable: str) -> int | None:
+  if flag.value is not None or not os.environ.get(variable):
+    return flag.value
+  try:
+    return int(os.environ[variable])
+  except ValueError:
+    raise InputError(f"{variable}={os.environ[variable]!r} is not an integer "
+                     f"(it stands for --{flag.name})") from None
 
 
 def load_interactions() -> Interactions:

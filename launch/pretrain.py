@@ -28,7 +28,8 @@ DILATIONS = flags.DEFINE_list("dilations", ["1", "4"] * 4,
 KERNEL_SIZE = flags.DEFINE_integer("kernel_size", 3, "Convolution width.")
 HELD_OUT_GENRES = flags.DEFINE_list(
     "held_out_genres", list(downstream.DEFAULT_HELD_OUT_GENRES),
-    "Genres whose items form the cross-domain target domain (never pretrained on).")
+    "Genres whose items form the cross-domain target domain (never pretrained on); "
+    "empty: pretrain on every item.")
 SELECT_METRIC = flags.DEFINE_string(
     "select_metric", "ndcg@10", "Report the best-validation step by this metric "
     "(evaluated every --eval_every steps); empty: the last step.")
@@ -38,9 +39,12 @@ def main(argv: list[str]) -> None:
   del argv
   common.init_distributed()
   data = common.load_interactions()
-  seqs = downstream.source_sequences(
-      data, HELD_OUT_GENRES.value, min_item_count=common.MIN_ITEM_COUNT.value,
-      min_user_count=common.MIN_USER_COUNT.value)
+  if HELD_OUT_GENRES.value:
+    seqs = downstream.source_sequences(
+        data, HELD_OUT_GENRES.value, min_item_count=common.MIN_ITEM_COUNT.value,
+        min_user_count=common.MIN_USER_COUNT.value)
+  else:  # every item, as RecBole's protocol; no cross-domain task can follow
+    seqs = common.user_sequences(data)
   splits = sequences.leave_one_out(seqs, common.MAX_LEN.value)
   logging.info("pretraining on %d source items: train %d, valid %d, test %d sequences",
                seqs.num_items, len(splits.train), len(splits.valid), len(splits.test))

@@ -6,13 +6,17 @@ import os
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+from seqrec.errors import InputError
 
 
 def manager(workdir: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           multiprocessing_options=_barriers("state")))
 
 
 def best_manager(workdir: str, metric: str) -> ocp.CheckpointManager:
@@ -21,7 +25,14 @@ def best_manager(workdir: str, metric: str) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), "best"),
       options=ocp.CheckpointManagerOptions(
-          max_to_keep=1, create=True, best_fn=lambda m: m[metric], best_mode="max"))
+          max_to_keep=1, create=True, best_fn=lambda m: m[metric], best_mode="max",
+          multiprocessing_options=_barriers("best")))
+
+
+def _barriers(prefix: str) -> ocp.options.MultiprocessingOptions:
+  # Multi-process saves synchronise on barriers named after the step; two
+  # managers saving the same step need distinct names or both hang.
+  return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix)
 
 
 def save(mngr: ocp.CheckpointManager, step: int, tree: Any,
@@ -38,12 +49,34 @@ def restore(mngr: ocp.CheckpointManager, target: Any, step: int | None = None) -
   return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
-def restore_params(directory: str) -> Any:
-  """The parameters of the latest checkpoint under `directory`, as host arrays,
-  without knowing their structure (for warm-starting a different model)."""
-  with manager(directory) as mngr:
+def restore_params(workdir: str) -> Any:
+  """The parameters a finished run in `workdir` reports, as host arrays,
+  without knowing their structure (for warm-starting another model): the
+  best-validation parameters if the run kept them, else its latest state's.
+  """
+  root = os.path.abspath(workdir)
+  best = _restore_on_host(os.path.join(root, "best"))
+  if best is not None:
+    return best
+  state = _restore_on_host(os.path.join(root, "checkpoints"))
+  if state is None:
+    raise InputError(f"{workdir}: no checkpoint found (expected {workdir}/checkpoints)")
+  return state["params"]
+
+
+def _restore_on_host(directory: str) -> Any:
+  """The latest checkpoint in `directory` as numpy arrays (None if none).
+
+  Without a target orbax puts arrays back on the devices that wrote them,
+  which fails on another topology (8 devices -> 1, 2 hosts -> 1); a numpy
+  target built from the stored shapes loads anywhere.
+  """
+  if not os.path.isdir(directory):
+    return None
+  with ocp.CheckpointManager(directory,
+                             item_handlers=ocp.StandardCheckpointHandler()) as mngr:
     step = mngr.latest_step()
     if step is None:
       return None
-    state = mngr.restore(step, args=ocp.args.StandardRestore())
-  return state["params"]
+    target = jax.tree.map(lambda m: np.empty(m.shape, m.dtype), mngr.item_metadata(step))
+    return mngr.restore(step, args=ocp.args.StandardRestore(target))

@@ -26,6 +26,10 @@ def make_mesh(num_devices: int | None = None, model_parallel: int = 1) -> Mesh:
   num_devices = num_devices or len(devices)
   if num_devices > len(devices):
     raise InputError(f"asked for {num_devices} devices but only {len(devices)} exist")
+  if jax.process_count() > 1 and num_devices != len(devices):
+    # A mesh over the first devices would leave later processes without any.
+    raise InputError(f"--num_devices={num_devices}: a run of {jax.process_count()} "
+                     f"processes uses all {len(devices)} devices")
   if model_parallel < 1 or num_devices % model_parallel:
     raise InputError(f"--model_parallel={model_parallel} must divide the device "
                      f"count {num_devices}")
@@ -70,8 +74,10 @@ def global_batch(local_rows: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax
           for k, v in local_rows.items()}
 
 
-def process_rows(batch_size: int) -> slice:
-  """The rows of a global batch that this process feeds."""
-  per_process = batch_size // jax.process_count()
-  start = jax.process_index() * per_process
-  return slice(start, start + per_process)
+def process_rows(batch_size: int, mesh: Mesh) -> np.ndarray:
+  """The rows of a global batch that this process feeds, in the order
+  `global_batch` expects: those its devices hold, whatever the device order."""
+  indices = batch_sharding(mesh).addressable_devices_indices_map((batch_size,))
+  shards = {range(batch_size)[index[0]] for index in indices.values()}  # dedup replicas
+  return np.concatenate([np.arange(s.start, s.stop)
+                         for s in sorted(shards, key=lambda s: s.start)])

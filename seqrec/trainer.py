@@ -96,6 +96,7 @@ class Trainer:
                                                    config.param_rules)
     self.replicated = mesh_lib.replicated(self.mesh)
     self.batch_sharding = mesh_lib.batch_sharding(self.mesh)
+    self.local_rows = mesh_lib.process_rows(config.batch_size, self.mesh)
     self.eval_step = jax.jit(
         self._eval_step, in_shardings=(self.param_sharding, self.batch_sharding,
                                        self.batch_sharding),
@@ -148,7 +149,7 @@ class Trainer:
 
   def train_batch(self, data: Arrays, step: int) -> dict[str, jax.Array]:
     rows = batch_indices(len(next(iter(data.values()))), self.config.batch_size,
-                         self.config.seed, step)[mesh_lib.process_rows(self.config.batch_size)]
+                         self.config.seed, step)[self.local_rows]
     return mesh_lib.global_batch({k: v[rows] for k, v in data.items()}, self.mesh)
 
   def evaluate(self, params: Any, data: Arrays) -> dict[str, float]:
@@ -156,7 +157,7 @@ class Trainer:
     size = self.config.eval_batch_size
     num_rows = len(next(iter(data.values())))
     totals: dict[str, jax.Array] = {}
-    local = mesh_lib.process_rows(size)
+    local = mesh_lib.process_rows(size, self.mesh)
     for start in range(0, num_rows, size):
       rows = np.arange(start, start + size)
       valid = (rows < num_rows).astype(np.float32)

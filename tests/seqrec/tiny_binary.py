@@ -1,0 +1,46 @@
+"""The tiny model as a binary on the shared flags, for multi-process tests.
+
+  PYTHONPATH=. python tests/seqrec/tiny_binary.py --workdir=DIR --num_steps=6 \
+      --batch_size=8 --coordinator_address=127.0.0.1:PORT --num_processes=2 \
+      --process_id=0
+
+Goes through `launch.common` like a real binary (`init_distributed`, the flags,
+one-line errors), trains `tiny.make_task()` on `tiny.make_data()` (its first
+NUM_VALID rows also validate), writes results.json and this process's final
+parameters to WORKDIR/params_<process index>.npz.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from absl import flags
+from flax import traverse_util
+
+from launch import common
+from seqrec import trainer
+from tests.seqrec import tiny
+
+NUM_VALID = 20
+SELECT_METRIC = flags.DEFINE_string(
+    "select_metric", "", "Report the best-validation step of this metric (empty: the last).")
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  common.init_distributed()
+  seqs = tiny.make_data()
+  config = common.train_config(len(seqs), eval_batch_size=16,
+                               select_metric=SELECT_METRIC.value or None)
+  state, results = trainer.train(tiny.make_task(), config, {"seq": seqs},
+                                 {"valid": {"seq": seqs[:NUM_VALID]}})
+  trainer.write_results(config.workdir, results)
+  params = traverse_util.flatten_dict(state.params, sep="/")
+  np.savez(os.path.join(config.workdir, f"params_{jax.process_index()}.npz"),
+           **{path: np.asarray(value) for path, value in params.items()})
+
+
+if __name__ == "__main__":
+  common.run(main)
