@@ -235,13 +235,17 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
       history = []
       now = time.perf_counter()
       train_seconds += now - window_start
-      rate = (done - window_step) / max(now - window_start, 1e-9)
       last_metrics = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-      writer.write(done, "train", {**last_metrics, "steps_per_second": rate,
-                                   "examples_per_second": rate * config.batch_size})
-      logging.info("step %d/%d loss %.4f | %.2f steps/s, %.0f examples/s, ETA %.0fs",
-                   done, config.num_steps, last_metrics["loss"], rate,
-                   rate * config.batch_size, (config.num_steps - done) / max(rate, 1e-9))
+      progress = f"step {done}/{config.num_steps} loss {last_metrics['loss']:.4f}"
+      throughput = {}
+      if done > window_step:  # not for the compiling first step alone
+        rate = (done - window_step) / max(now - window_start, 1e-9)
+        throughput = {"steps_per_second": rate,
+                      "examples_per_second": rate * config.batch_size}
+        progress += (f" | {rate:.2f} steps/s, {rate * config.batch_size:.0f} examples/s,"
+                     f" ETA {(config.num_steps - done) / rate:.0f}s")
+      writer.write(done, "train", {**last_metrics, **throughput})
+      logging.info(progress)
       if (_due(done, config.eval_every) or is_last) and "valid" in eval_data:
         valid = trainer.evaluate(state.params, eval_data["valid"])
         writer.write(done, "valid", valid)
