@@ -30,6 +30,9 @@ NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Training steps; overrides -
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Global batch size (all devices).")
 LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 EVAL_EVERY = flags.DEFINE_integer("eval_every", 0, "Validate every N steps (0: at the end).")
+EVAL_ALL_SPLITS = flags.DEFINE_bool(
+    "eval_all_splits", False, "At every validation also evaluate the other splits "
+    "(test), for learning curves in metrics.jsonl; selection still uses valid only.")
 CHECKPOINT_EVERY = flags.DEFINE_integer(
     "checkpoint_every", 500, "Checkpoint every N steps (and always at the end).")
 LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Log training metrics every N steps.")
@@ -135,6 +138,7 @@ def train_config(num_train_rows: int, **overrides) -> TrainConfig:
       workdir=WORKDIR.value, num_steps=num_steps, batch_size=BATCH_SIZE.value,
       learning_rate=LEARNING_RATE.value, seed=SEED.value, eval_every=EVAL_EVERY.value,
       checkpoint_every=CHECKPOINT_EVERY.value, log_every=LOG_EVERY.value,
+      eval_all_splits=EVAL_ALL_SPLITS.value,
       num_devices=NUM_DEVICES.value, model_parallel=MODEL_PARALLEL.value, **overrides)
 
 

@@ -51,6 +51,7 @@ class TrainConfig:
   num_devices: int | None = None  # None: all devices
   model_parallel: int = 1
   select_metric: str | None = None  # e.g. "ndcg@10": report the best-validation step
+  eval_all_splits: bool = False  # evaluate every split (not only valid) when validating
   param_rules: tuple[tuple[str, P], ...] = ()  # path regex -> PartitionSpec
 
 
@@ -248,9 +249,13 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
       logging.info(progress)
       if (_due(done, config.eval_every) or is_last) and "valid" in eval_data:
         valid = trainer.evaluate(state.params, eval_data["valid"])
-        writer.write(done, "valid", valid)
+        writer.write(done, "valid", {**valid, "train_seconds": train_seconds})
         if best_mngr is not None:
           checkpoint.save(best_mngr, done, state.params, metrics=valid)
+        for name in set(eval_data) - {"valid"} if config.eval_all_splits else ():
+          # Learning curves only: selection never looks at these splits.
+          writer.write(done, name, {**trainer.evaluate(state.params, eval_data[name]),
+                                    "train_seconds": train_seconds})
       if _due(done, config.checkpoint_every) or is_last:
         checkpoint.save(mngr, done, state)
       window_start, window_step = time.perf_counter(), done

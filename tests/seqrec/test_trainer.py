@@ -161,3 +161,16 @@ def test_select_metric_reports_the_best_validation_step(tmp_path):
   best = max(valid, key=lambda r: r["mrr@20"])
   assert results["evaluated_step"] == best["step"]
   assert results["valid"]["mrr@20"] == pytest.approx(best["mrr@20"], abs=1e-6)
+
+
+def test_eval_all_splits_records_learning_curves_without_changing_selection(tmp_path):
+  seqs = tiny.make_data()
+  eval_data = {"valid": {"seq": seqs[:20]}, "test": {"seq": seqs[20:40]}}
+  trainer.train(tiny.make_task(), _config(tmp_path, eval_every=2, eval_all_splits=True),
+                {"seq": seqs}, eval_data)
+  with open(tmp_path / "metrics.jsonl") as f:
+    records = [json.loads(line) for line in f]
+  for split in ("valid", "test"):
+    curve = [r for r in records if r["split"] == split]
+    assert [r["step"] for r in curve] == [2, 4, 6]
+    assert all(r["train_seconds"] >= 0 for r in curve)
