@@ -12,8 +12,6 @@ import dataclasses
 import itertools
 import json
 import os
-import statistics
-import time
 from typing import Any, Callable, Sequence
 
 import jax
@@ -25,6 +23,7 @@ from chunkmnr_jax import dnc
 from chunkmnr_jax import models
 from chunkmnr_jax import schedule
 from chunkmnr_jax import task as task_lib
+from seqrec.benchmark import median_ms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,17 +42,6 @@ SLOTS = (2, 4, 6, 9, 12)
 LOSSES = task_lib.LOSSES
 # Slack of the target bound on TSC's time (see `target_bounds`).
 TARGET_SLACK = 1.15
-
-
-def median_ms(fn: Callable[[], Any], repeats: int) -> float:
-  """Median wall time of `fn()` in ms, after one warm-up call (the compile)."""
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(1e3 * (time.perf_counter() - start))
-  return statistics.median(times)
 
 
 def _matmul(rows: int, inner: int, cols: int) -> int:

@@ -50,6 +50,7 @@ class Controller(nn.Module):
     item_width: E, the item embedding width.
     read_width: R*W, the flattened read vector width; 0 for no memory input.
     kernel_init: initializer of the three kernels.
+    dtype: compute dtype the weights are returned in (stored float32).
   """
 
   cell: str
@@ -57,6 +58,7 @@ class Controller(nn.Module):
   item_width: int
   read_width: int
   kernel_init: Callable = nn.initializers.normal(0.1)
+  dtype: jnp.dtype = jnp.float32
 
   def _bias_init(self, key: jax.Array, shape: tuple[int, ...],
                  dtype: jnp.dtype = jnp.float32) -> jax.Array:
@@ -75,13 +77,14 @@ class Controller(nn.Module):
     if self.read_width:
       read_kernel = self.param("read_kernel", self.kernel_init,
                                (self.read_width, width))
-    return ControllerWeights(
+    weights = ControllerWeights(
         item_kernel=self.param("item_kernel", self.kernel_init,
                                (self.item_width, width)),
         read_kernel=read_kernel,
         hidden_kernel=self.param("hidden_kernel", self.kernel_init,
                                  (self.hidden, width)),
         bias=self.param("bias", self._bias_init, (width,)))
+    return jax.tree.map(lambda w: w.astype(self.dtype), weights)
 
 
 def initial_state(cell: str, batch: int, hidden: int,

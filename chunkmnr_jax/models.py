@@ -21,6 +21,11 @@ without memory) followed by the item head [h, V], V = num_items + 1 with item 0
 as padding. The module returns the hidden states y; logits are formed by the
 loss (`seqrec.losses`) or by `last_scores`, only where needed.
 
+For model parallelism (`PARAM_RULES`) the item embedding and the head are
+padded to a multiple of `MnrConfig.vocab_multiple` items. With `dtype`
+"bfloat16" the recurrence, attention and projections compute in bfloat16 from
+float32 parameters; the DNC memory itself stays float32.
+
 Dropout (rate `MnrConfig.dropout`) hits o_t where it feeds y and the interface,
 and the interface itself, as in the reference; the recurrence and the chunk
 attention see the undropped outputs. All masks are drawn before the scans.
@@ -42,7 +47,7 @@ import jax.numpy as jnp
 from chunkmnr_jax import controller as ctrl
 from chunkmnr_jax import dnc
 from chunkmnr_jax import schedule
-from seqrec import losses
+from seqrec import losses, mesh, precision
 from seqrec.errors import InputError
 
 MEMORY_KINDS = schedule.KINDS
@@ -51,6 +56,8 @@ CONTROLLER_KINDS = ("lstm4rec", "gru4rec", "floor")
 KINDS = MEMORY_KINDS + CONTROLLER_KINDS
 # Weights ~ N(0, 0.1), as in the reference implementation.
 _INIT = nn.initializers.normal(0.1)
+# Item embedding rows and head columns split over the mesh's `model` axis.
+PARAM_RULES = mesh.item_table_rules(["params/embed/embedding"], ["params/head"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +80,10 @@ class MnrConfig:
       chunk summary a_t replaces h) or "paper" (summary first, then the access
       from a_t's interface, a_t replaces h).
     scan_unroll: unroll factor of every `lax.scan`.
+    vocab_multiple: pad the item embedding rows and head columns to a multiple
+      of this, so they split evenly over `vocab_multiple` (or a divisor)
+      model-parallel devices.
+    dtype: compute dtype, one of `precision.DTYPES`; parameters stay float32.
   """
 
   kind: str
@@ -87,20 +98,36 @@ class MnrConfig:
   dropout: float = 0.5
   attention_variant: str = "code"
   scan_unroll: int = 1
+  vocab_multiple: int = 1
+  dtype: str = "float32"
 
   def __post_init__(self):
     choices = {"kind": KINDS, "controller": tuple(ctrl.GATES),
-               "attention_variant": ("code", "paper")}
+               "attention_variant": ("code", "paper"), "dtype": precision.DTYPES}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise InputError(f"{name}={getattr(self, name)!r} is unknown; expected one "
                          f"of {allowed}")
     for name in ("num_items", "embed_dim", "hidden", "memory_slots", "slot_width",
-                 "read_heads", "attention_dim", "scan_unroll"):
+                 "read_heads", "attention_dim", "scan_unroll", "vocab_multiple"):
       if getattr(self, name) < 1:
         raise InputError(f"{name}={getattr(self, name)} must be at least 1")
     if not 0.0 <= self.dropout < 1.0:
       raise InputError(f"dropout={self.dropout} must be in [0, 1)")
+
+  @property
+  def vocab_size(self) -> int:
+    """V = num_items + 1: the padding item 0 and the real items."""
+    return self.num_items + 1
+
+  @property
+  def table_size(self) -> int:
+    """Rows of the item embedding and columns of the head: V padded."""
+    return mesh.pad_to_multiple(self.vocab_size, self.vocab_multiple)
+
+  @property
+  def compute_dtype(self) -> jnp.dtype:
+    return precision.compute_dtype(self.dtype)
 
   @property
   def cell(self) -> str:
@@ -126,13 +153,17 @@ class MnrConfig:
 
 
 class _Kernel(nn.Module):
-  """A bias-free weight matrix, declared here and applied by pure code."""
+  """A bias-free weight matrix, declared here and applied by pure code.
+
+  Stored float32, returned cast to the compute dtype `dtype`.
+  """
 
   shape: tuple[int, ...]
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self) -> jax.Array:
-    return self.param("kernel", _INIT, self.shape)
+    return self.param("kernel", _INIT, self.shape).astype(self.dtype)
 
 
 class _Head(nn.Module):
@@ -202,9 +233,10 @@ def _per_step(values: jax.Array, versions: tuple[int, ...]) -> jax.Array:
       for version, steps in itertools.groupby(versions)])
 
 
-def _flat_reads(memory: dnc.MemoryState) -> jax.Array:
-  """[B, W, R] read vectors -> [B, W*R], the flat(r) of the brief."""
-  return memory.read_vectors.reshape(memory.read_vectors.shape[0], -1)
+def _flat_reads(memory: dnc.MemoryState, dtype: jnp.dtype) -> jax.Array:
+  """[B, W, R] float32 read vectors -> [B, W*R] in the compute dtype: the
+  flat(r) of the brief."""
+  return memory.read_vectors.reshape(memory.read_vectors.shape[0], -1).astype(dtype)
 
 
 class MemoryRecommender(nn.Module):
@@ -218,20 +250,22 @@ class MemoryRecommender(nn.Module):
 
   def setup(self):
     c = self.config
-    self.embed = nn.Embed(c.num_items + 1, c.embed_dim, embedding_init=_INIT)
+    dtype = c.compute_dtype
+    self.embed = nn.Embed(c.table_size, c.embed_dim, embedding_init=_INIT, dtype=dtype)
     self.controller = ctrl.Controller(c.cell, c.hidden, c.embed_dim, c.read_width,
-                                      kernel_init=_INIT)
+                                      kernel_init=_INIT, dtype=dtype)
     if c.has_memory:
       self.interface = _Kernel(
-          (c.hidden, dnc.interface_size(c.slot_width, c.read_heads)))
+          (c.hidden, dnc.interface_size(c.slot_width, c.read_heads)), dtype)
     if c.kind in CHUNKED_KINDS:
-      self.attention_hidden = _Kernel((c.hidden, c.attention_dim))
-      self.attention_read = _Kernel((c.read_width, c.attention_dim))
-      self.attention_score = _Kernel((c.attention_dim, 1))
-    self.output_hidden = _Kernel((c.hidden, c.hidden))
+      self.attention_hidden = _Kernel((c.hidden, c.attention_dim), dtype)
+      self.attention_read = _Kernel((c.read_width, c.attention_dim), dtype)
+      self.attention_score = _Kernel((c.attention_dim, 1), dtype)
+    self.output_hidden = _Kernel((c.hidden, c.hidden), dtype)
     if c.read_width:
-      self.output_read = _Kernel((c.read_width, c.hidden))
-    self.head = _Head(c.hidden, c.num_items + 1)
+      self.output_read = _Kernel((c.read_width, c.hidden), dtype)
+    # Float32 and applied by `seqrec.losses`, which computes scores in float32.
+    self.head = _Head(c.hidden, c.table_size)
 
   def __call__(self, inputs: jax.Array, train: bool = False) -> jax.Array:
     """Hidden states y of every step.
@@ -281,7 +315,7 @@ class MemoryRecommender(nn.Module):
     if not train or rate == 0.0:
       return None
     keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - rate, shape)
-    return keep.astype(jnp.float32) / (1.0 - rate)
+    return keep.astype(self.config.compute_dtype) / (1.0 - rate)
 
   def _encode(self, inputs: jax.Array, train: bool
               ) -> tuple[jax.Array, jax.Array | None, tuple[int, ...]]:
@@ -299,7 +333,7 @@ class MemoryRecommender(nn.Module):
     cw = weights.controller
     # Item part of the gate pre-activation, for all steps at once: [T, B, G*h].
     items = self.embed(inputs.T) @ cw.item_kernel + cw.bias
-    state = ctrl.initial_state(c.cell, batch, c.hidden)
+    state = ctrl.initial_state(c.cell, batch, c.hidden, c.compute_dtype)
     output_mask = self._dropout_masks(train, (num_steps, batch, c.hidden))
 
     if not c.has_memory:
@@ -307,7 +341,7 @@ class MemoryRecommender(nn.Module):
       if c.read_width:  # floor: the initial read vector, forever
         initial = dnc.initial_state(c.memory_slots, c.slot_width, c.read_heads)
         reads = jnp.broadcast_to(initial.read_vectors.reshape(1, 1, -1),
-                                 (1, batch, c.read_width))
+                                 (1, batch, c.read_width)).astype(c.compute_dtype)
         offset = reads[0] @ cw.read_kernel
       _, outputs = ctrl.run(c.cell, cw.hidden_kernel, state, items, offset,
                             c.scan_unroll)
@@ -350,7 +384,7 @@ class MemoryRecommender(nn.Module):
         runs, jnp.split(items, step_ends[:-1]),
         _split_optional(output_mask, step_ends[:-1], len(runs)),
         _split_optional(interface_mask, access_ends[:-1], len(runs)))
-    outputs, reads = [], [_flat_reads(carry[1])[None]]
+    outputs, reads = [], [_flat_reads(carry[1], self.config.compute_dtype)[None]]
     for (length, count), run_items, run_output_mask, run_interface_mask in per_run:
       if count == 1:
         carry, (out, read) = chunk(carry, (
@@ -377,7 +411,7 @@ class MemoryRecommender(nn.Module):
     def chunk(carry, xs):
       state, memory = carry
       items, output_mask, interface_mask = xs  # [L, B, G*h], [L, B, h], [B, I]
-      held = _flat_reads(memory)  # r_{t-1}, constant through the chunk
+      held = _flat_reads(memory, c.compute_dtype)  # r_{t-1}, constant in the chunk
       offset = held @ cw.read_kernel
       if items.shape[0] == 1:
         state, out = ctrl.step(c.cell, cw.hidden_kernel, state, items[0] + offset)
@@ -396,9 +430,11 @@ class MemoryRecommender(nn.Module):
       xi = source @ weights.interface
       if interface_mask is not None:
         xi = xi * interface_mask
-      memory = access(memory, xi)
+      # The memory stays float32: usage, allocation (a cumulative product) and
+      # the content softmax lose too much in bfloat16.
+      memory = access(memory, xi.astype(jnp.float32))
       state = ctrl.with_hidden(state, summary)
-      return (state, memory), (dropped, _flat_reads(memory))
+      return (state, memory), (dropped, _flat_reads(memory, c.compute_dtype))
 
     return chunk
 
@@ -410,10 +446,11 @@ def head_weights(params: Any) -> tuple[jax.Array, jax.Array]:
 
 
 def last_scores(model: MemoryRecommender, params: Any, inputs: jax.Array) -> jax.Array:
-  """Scores of every item after the last step: [B, T] -> [B, V] (column 0 -inf).
+  """Scores of every item after the last step: [B, T] -> float32 [B, table_size]
+  (column 0 and the table padding -inf).
 
   Forms no logits for the other steps.
   """
   hidden = model.apply(params, inputs, method=MemoryRecommender.last_hidden)
   kernel, bias = head_weights(params)
-  return losses.logits(hidden, kernel, bias)
+  return losses.logits(hidden, kernel, bias, model.config.vocab_size)

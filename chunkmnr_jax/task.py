@@ -49,10 +49,12 @@ def make_task(config: models.MnrConfig, loss: str = "full") -> Task:
     hidden = model.apply(params, inputs, train=True, rngs={"dropout": dropout_rng})
     kernel, bias = models.head_weights(params)
     if loss == "full":
-      value = losses.softmax_cross_entropy(hidden, kernel, bias, targets, weights)
+      value = losses.softmax_cross_entropy(hidden, kernel, bias, targets, weights,
+                                           config.vocab_size)
     else:
       value = losses.sampled_softmax_cross_entropy(
-          hidden, kernel, bias, targets, weights, num_negatives, sample_rng)
+          hidden, kernel, bias, targets, weights, num_negatives, sample_rng,
+          config.vocab_size)
     return value, {"loss": value}
 
   def evaluate(params: Params, batch: Batch) -> dict[str, jax.Array]:

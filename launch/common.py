@@ -15,7 +15,7 @@ from typing import Callable
 import jax
 from absl import app, flags, logging
 
-from seqrec import distributed, mesh as mesh_lib, sequences, sources, synthetic
+from seqrec import distributed, mesh as mesh_lib, precision, sequences, sources, synthetic
 from seqrec.errors import InputError, TrainingError
 from seqrec.interactions import Interactions
 from seqrec.trainer import TrainConfig, steps_for_epochs
@@ -42,7 +42,15 @@ MIN_ITEM_COUNT = flags.DEFINE_integer("min_item_count", 1, "Drop rarer items.")
 MIN_USER_COUNT = flags.DEFINE_integer("min_user_count", 1, "Drop users with fewer events.")
 NUM_DEVICES = flags.DEFINE_integer("num_devices", None, "Devices to use (default: all).")
 MODEL_PARALLEL = flags.DEFINE_integer(
-    "model_parallel", 1, "Devices per item-table shard group (the mesh's `model` axis).")
+    "model_parallel", 1, "Devices per item-table shard group (the mesh's `model` axis): "
+    "item embeddings and output layers are split over them, the batch over the rest.")
+VOCAB_MULTIPLE = flags.DEFINE_integer(
+    "vocab_multiple", None, "Pad item tables to a multiple of this many rows/columns "
+    "(default: --model_parallel), so they split evenly; checkpoints move between runs "
+    "with equal padding, so set it to the largest --model_parallel you will use.")
+DTYPE = flags.DEFINE_enum(
+    "dtype", "float32", list(precision.DTYPES), "Compute dtype of activations and "
+    "matmuls; parameters, optimizer state, losses and metrics stay float32.")
 COMPILATION_CACHE = flags.DEFINE_string(
     "compilation_cache", os.path.expanduser("~/.cache/seqrec_xla"),
     "Persistent XLA compilation cache directory (empty: off); repeated runs skip compiles.")
@@ -78,6 +86,8 @@ for _flag, _low in ((BATCH_SIZE, 1), (MAX_LEN, 2), (MIN_ITEM_COUNT, 1),
 for _flag in (EVAL_EVERY, CHECKPOINT_EVERY):
   flags.register_validator(_flag.name, lambda v: v >= 0, f"--{_flag.name} must be >= 0")
 flags.register_validator("num_epochs", lambda v: v > 0, "--num_epochs must be positive")
+flags.register_validator("vocab_multiple", lambda v: v is None or v > 0,
+                         "--vocab_multiple must be positive")
 flags.register_validator("num_steps", lambda v: v is None or v > 0,
                          "--num_steps must be positive")
 flags.register_validator("learning_rate", lambda v: v > 0, "--learning_rate must be positive")
@@ -130,8 +140,17 @@ def user_sequences(data: Interactions, **kwargs) -> sequences.UserSequences:
       **kwargs)
 
 
+def vocab_multiple() -> int:
+  """What item tables are padded to a multiple of: --vocab_multiple or --model_parallel."""
+  return VOCAB_MULTIPLE.value or MODEL_PARALLEL.value
+
+
 def train_config(num_train_rows: int, **overrides) -> TrainConfig:
-  """The loop settings from the common flags; steps from epochs unless --num_steps."""
+  """The loop settings from the common flags; steps from epochs unless --num_steps.
+
+  `overrides` may carry the model family's `param_rules`; with
+  --model_parallel=1 they split nothing.
+  """
   num_steps = NUM_STEPS.value or steps_for_epochs(
       num_train_rows, BATCH_SIZE.value, NUM_EPOCHS.value)
   return TrainConfig(

@@ -65,9 +65,11 @@ def main(argv: list[str]) -> None:
       seed=common.SEED.value)
   logging.info("task %s: %s", TASK.value, task_data.stats)
   uses_patches = METHOD.value == "peterrec"
+  # Item-table padding stays the pretrained one: the embedding must keep its shape.
   config = dataclasses.replace(pretrained_config,
                                patch=PATCH.value if uses_patches else None,
-                               patch_dim=PATCH_DIM.value if uses_patches else None)
+                               patch_dim=PATCH_DIM.value if uses_patches else None,
+                               dtype=common.DTYPE.value)
   pretrained = None
   if finetune.METHODS[METHOD.value].pretrained:
     pretrained = checkpoint.restore_params(PRETRAINED.value)
@@ -76,7 +78,8 @@ def main(argv: list[str]) -> None:
       pretrained=pretrained, pooling=POOLING.value, loss=FINETUNE_LOSS.value,
       eval_seed=common.SEED.value)
   train_config = common.train_config(len(task_data.train),
-                                     select_metric=SELECT_METRIC.value or None)
+                                     select_metric=SELECT_METRIC.value or None,
+                                     param_rules=finetune.param_rules(task_data.kind))
   _, results = trainer.train(task, train_config, task_data.train.batch(),
                              {"valid": task_data.valid.batch(),
                               "test": task_data.test.batch()})

@@ -51,12 +51,14 @@ def main(argv: list[str]) -> None:
   config = nextitnet.NextItNetConfig(
       num_items=seqs.num_items, channels=CHANNELS.value,
       dilations=tuple(int(d) for d in DILATIONS.value), kernel_size=KERNEL_SIZE.value,
-      causal=MODE.value == "causal").validate()
+      causal=MODE.value == "causal", vocab_multiple=common.vocab_multiple(),
+      dtype=common.DTYPE.value).validate()
   workdir = common.WORKDIR.value
   backbone.save(workdir, config, seqs.item_index, mode=MODE.value,
                 dataset=common.DATASET.value, held_out_genres=HELD_OUT_GENRES.value)
   train_config = common.train_config(len(splits.train),
-                                     select_metric=SELECT_METRIC.value or None)
+                                     select_metric=SELECT_METRIC.value or None,
+                                     param_rules=pretrain.PARAM_RULES)
   _, results = trainer.train(
       pretrain.make_pretrain_task(config, MODE.value, LOSS.value), train_config,
       {"seq": splits.train.seqs},

@@ -63,9 +63,11 @@ def main(argv: list[str]) -> None:
       hidden=HIDDEN.value, memory_slots=MEMORY_SLOTS.value, slot_width=SLOT_WIDTH.value,
       read_heads=READ_HEADS.value, attention_dim=ATTENTION_DIM.value,
       controller=CONTROLLER.value, dropout=DROPOUT.value,
-      attention_variant=ATTENTION_VARIANT.value, scan_unroll=SCAN_UNROLL.value)
+      attention_variant=ATTENTION_VARIANT.value, scan_unroll=SCAN_UNROLL.value,
+      vocab_multiple=common.vocab_multiple(), dtype=common.DTYPE.value)
   train_config = common.train_config(len(splits.train),
-                                     select_metric=SELECT_METRIC.value or None)
+                                     select_metric=SELECT_METRIC.value or None,
+                                     param_rules=models.PARAM_RULES)
   _, results = trainer.train(
       mnr_task.make_task(config, LOSS.value), train_config,
       {"seq": splits.train.seqs},

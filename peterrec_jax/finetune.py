@@ -21,7 +21,7 @@ import optax
 from flax import traverse_util
 
 from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, last_block, weight_init
-from seqrec import losses, metrics
+from seqrec import losses, mesh, metrics
 from seqrec.errors import InputError
 from seqrec.task import Batch, Params, Task
 
@@ -59,6 +59,14 @@ METHODS = {
 NEW_PARAMS = (HEAD, r"params/block_\d+/patch\d+/.*")
 
 
+def param_rules(kind: str) -> tuple[tuple[str, jax.sharding.PartitionSpec], ...]:
+  """`TrainConfig.param_rules` for a `kind` task: the item embedding rows and,
+  for recommendation, the target-item head columns split over `model` (a
+  classification head has a handful of classes and stays replicated)."""
+  heads = ["params/head"] if kind == "recommendation" else []
+  return mesh.item_table_rules(["params/embed/embedding"], heads)
+
+
 def trainable_patterns(method: str, config: NextItNetConfig) -> tuple[str, ...]:
   """The trainable regexes of `method` for this network."""
   if method not in METHODS:
@@ -93,8 +101,9 @@ def add_cls(seq: jax.Array, config: NextItNetConfig) -> tuple[jax.Array, jax.Arr
 class UserModel(nn.Module):
   """The trunk, a pooled user vector and a dense head ("head": kernel [C, N], bias [N]).
 
-  For recommendation N = T + 1 and kernel.T is the target-item table (row 0
-  padding); for classification N = K classes.
+  For recommendation N = config.padded(T + 1) and kernel.T is the target-item
+  table (row 0 and the rows past T padding); for classification N = K classes.
+  The head computes in float32 (from the user vector in the compute dtype).
   """
 
   config: NextItNetConfig
@@ -165,11 +174,13 @@ def _example_keys(batch: Batch, seed: int) -> jax.Array:
       batch["label"].astype(jnp.uint32), content)
 
 
-def sampled_metrics(scores: jax.Array, labels: jax.Array, keys: jax.Array
-                    ) -> dict[str, jax.Array]:
-  """The reference protocol: each target against 99 uniform negatives, @5."""
+def sampled_metrics(scores: jax.Array, labels: jax.Array, keys: jax.Array,
+                    num_items: int) -> dict[str, jax.Array]:
+  """The reference protocol: each target against 99 uniform negatives from
+  1..num_items-1, @5."""
   per_example = jax.vmap(lambda s, t, k: metrics.sampled_ranking(
-      s[None], t[None], k, EVAL_NEGATIVES, ks=(5,)))(scores, labels, keys)
+      s[None], t[None], k, EVAL_NEGATIVES, ks=(5,), num_items=num_items))(
+          scores, labels, keys)
   return {name: value[:, 0] for name, value in per_example.items()}
 
 
@@ -216,7 +227,9 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
   classify = kind == "classification"
   if num_labels < 2:
     raise InputError(f"{kind} task with {num_labels} labels")
-  model = UserModel(config, num_labels if classify else num_labels + 1, pooling)
+  vocab_size = num_labels + 1  # recommendation: target items 1..T and padding
+  model = UserModel(config, num_labels if classify else config.padded(vocab_size),
+                    pooling)
 
   def init(rng: jax.Array) -> Params:
     params = model.init(rng, jnp.ones((1, 2), jnp.int32))
@@ -226,7 +239,7 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
 
   def bce(params: Params, user: jax.Array, labels: jax.Array, rng: jax.Array) -> jax.Array:
     head = params["params"]["head"]
-    negatives = metrics.sample_negatives(rng, labels, num_labels + 1, 1)[:, 0]
+    negatives = metrics.sample_negatives(rng, labels, vocab_size, 1)[:, 0]
     pos_vec, neg_vec = head["kernel"].T[labels], head["kernel"].T[negatives]
     pos = jnp.sum(user * pos_vec, axis=-1) + head["bias"][labels]
     neg = jnp.sum(user * neg_vec, axis=-1) + head["bias"][negatives]
@@ -245,7 +258,7 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
       return bce(params, user, labels, rng), {}
     head = params["params"]["head"]
     return losses.softmax_cross_entropy(user, head["kernel"], head["bias"], labels,
-                                        jnp.ones(labels.shape)), {}
+                                        jnp.ones(labels.shape), vocab_size), {}
 
   def evaluate(params: Params, batch: Batch) -> dict[str, jax.Array]:
     labels = batch["label"]
@@ -253,8 +266,9 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
       return metrics.accuracy(model.apply(params, batch["seq"]), labels)
     user = model.apply(params, batch["seq"], method=UserModel.represent)
     head = params["params"]["head"]
-    scores = losses.logits(user, head["kernel"], head["bias"])
+    scores = losses.logits(user, head["kernel"], head["bias"], vocab_size)
     return {**metrics.full_ranking(scores, labels, RECOMMENDATION_KS),
-            **sampled_metrics(scores, labels, _example_keys(batch, eval_seed))}
+            **sampled_metrics(scores, labels, _example_keys(batch, eval_seed),
+                              vocab_size)}
 
   return Task(init=init, loss=loss_fn, evaluate=evaluate, trainable=trainable)

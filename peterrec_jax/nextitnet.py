@@ -8,6 +8,11 @@ task heads live with the tasks (`pretrain`, `finetune`), which share this
 trunk's parameter scope, so a parameter path such as
 "params/block_0/conv1/kernel" is the same in every model built on it, patched
 or not.
+
+Item tables (this embedding, the tasks' output layers) are padded to a
+multiple of `vocab_multiple` rows or columns, so they split evenly over the
+mesh's `model` axis; with `dtype` "bfloat16" activations and matmuls run in
+bfloat16 from float32 parameters.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import dataclasses
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
+from seqrec import mesh, precision
 from seqrec.errors import InputError
 
 PATCH_KINDS = ("serial", "parallel")
@@ -38,6 +45,9 @@ class NextItNetConfig:
       pretraining; False for "same" convolutions (masked pretraining).
     patch: None, "serial" or "parallel" model patches in every block.
     patch_dim: bottleneck width of a patch; None means channels // 4.
+    vocab_multiple: pad the item embedding and the tasks' item output layers
+      to a multiple of this many rows / columns (for model parallelism).
+    dtype: compute dtype, one of `precision.DTYPES`; parameters stay float32.
   """
 
   num_items: int
@@ -47,6 +57,8 @@ class NextItNetConfig:
   causal: bool = True
   patch: str | None = None
   patch_dim: int | None = None
+  vocab_multiple: int = 1
+  dtype: str = "float32"
 
   @property
   def mask_id(self) -> int:
@@ -60,6 +72,14 @@ class NextItNetConfig:
   def vocab_size(self) -> int:
     """Rows of the input embedding: padding, items, mask and [CLS]."""
     return self.num_items + 3
+
+  def padded(self, size: int) -> int:
+    """Rows or columns of an item table of `size` real entries, padded."""
+    return mesh.pad_to_multiple(size, self.vocab_multiple)
+
+  @property
+  def compute_dtype(self) -> jnp.dtype:
+    return precision.compute_dtype(self.dtype)
 
   @property
   def bottleneck(self) -> int:
@@ -80,6 +100,9 @@ class NextItNetConfig:
       raise InputError(f"--patch={self.patch!r}: must be one of {PATCH_KINDS} or none")
     if self.patch_dim is not None and self.patch_dim < 1:
       raise InputError(f"--patch_dim={self.patch_dim}: must be positive")
+    if self.vocab_multiple < 1:
+      raise InputError(f"--vocab_multiple={self.vocab_multiple}: must be positive")
+    precision.compute_dtype(self.dtype)  # InputError on an unknown --dtype
     return self
 
 
@@ -91,13 +114,15 @@ class Patch(nn.Module):
   """
 
   bottleneck: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """[B, L, C] -> [B, L, C]."""
-    h = nn.Dense(self.bottleneck, kernel_init=weight_init, name="down")(x)
-    return nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros, name="up")(
-        nn.gelu(h))
+    h = nn.Dense(self.bottleneck, kernel_init=weight_init, dtype=self.dtype,
+                 name="down")(x)
+    return nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros, dtype=self.dtype,
+                    name="up")(nn.gelu(h))
 
 
 class ResidualBlock(nn.Module):
@@ -116,27 +141,29 @@ class ResidualBlock(nn.Module):
     padding = (reach, 0) if self.config.causal else (reach // 2, reach - reach // 2)
     return nn.Conv(self.config.channels, (self.config.kernel_size,),
                    kernel_dilation=(dilation,), padding=(padding,),
-                   kernel_init=weight_init, name=name)(x)
+                   kernel_init=weight_init, dtype=self.config.compute_dtype, name=name)(x)
 
   def _patched(self, h: jax.Array, conv_input: jax.Array, name: str) -> jax.Array:
     if self.config.patch is None:
       return h
     branch_input = h if self.config.patch == "serial" else conv_input
-    return h + Patch(self.config.bottleneck, name=name)(branch_input)
+    return h + Patch(self.config.bottleneck, self.config.compute_dtype, name=name)(
+        branch_input)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """[B, L, C] -> [B, L, C]."""
+    dtype = self.config.compute_dtype
     h = self._patched(self._conv(x, self.dilation, "conv1"), x, "patch1")
-    a = nn.relu(nn.LayerNorm(LAYER_NORM_EPS, name="ln1")(h))
+    a = nn.relu(nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype, name="ln1")(h))
     h = self._patched(self._conv(a, 2 * self.dilation, "conv2"), a, "patch2")
-    return x + nn.relu(nn.LayerNorm(LAYER_NORM_EPS, name="ln2")(h))
+    return x + nn.relu(nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype, name="ln2")(h))
 
 
 class NextItNet(nn.Module):
   """The trunk: token ids [B, L] -> hidden states [B, L, C].
 
-  Parameters: "embed/embedding" [vocab_size, C] and "block_{i}/..." for every
+  Parameters: "embed/embedding" [padded(vocab_size), C] and "block_{i}/..." for every
   block (conv1, ln1, conv2, ln2 and, when patched, patch1/patch2 with
   down/up). No output layer: the tasks add theirs.
   """
@@ -145,8 +172,9 @@ class NextItNet(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: jax.Array) -> jax.Array:
-    x = nn.Embed(self.config.vocab_size, self.config.channels,
-                 embedding_init=weight_init, name="embed")(tokens)
+    x = nn.Embed(self.config.padded(self.config.vocab_size), self.config.channels,
+                 embedding_init=weight_init, dtype=self.config.compute_dtype,
+                 name="embed")(tokens)
     for i, dilation in enumerate(self.config.dilations):
       x = ResidualBlock(self.config, dilation, name=f"block_{i}")(x)
     return x

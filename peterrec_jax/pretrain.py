@@ -16,19 +16,22 @@ import jax
 import jax.numpy as jnp
 
 from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, weight_init
-from seqrec import losses, metrics
+from seqrec import losses, mesh, metrics
 from seqrec.errors import InputError
 from seqrec.task import Batch, Params, Task
 
 MODES = ("causal", "masked")
 LOSSES = ("full", "sampled")
+# Item embedding rows and output-layer columns split over the `model` axis.
+PARAM_RULES = mesh.item_table_rules(["params/embed/embedding"], ["params/output"])
 
 
 class NextItNetLM(nn.Module):
   """The trunk plus an output layer over items ("output": kernel [C, V], bias [V]).
 
   V = num_items + 1: column 0 is padding, never a target. The mask and [CLS]
-  tokens are inputs only, so they have no output column.
+  tokens are inputs only, so they have no output column. The layer has
+  `config.padded(V)` columns; those past V are table padding.
   """
 
   config: NextItNetConfig
@@ -36,7 +39,8 @@ class NextItNetLM(nn.Module):
   def setup(self):
     self.trunk = NextItNet(self.config)
     nn.share_scope(self, self.trunk)  # trunk paths stay "params/block_0/...".
-    self.output = nn.Dense(self.config.num_items + 1, kernel_init=weight_init)
+    self.output = nn.Dense(self.config.padded(self.config.num_items + 1),
+                           kernel_init=weight_init)
 
   def __call__(self, tokens: jax.Array) -> jax.Array:
     """Hidden states [B, L, C]; losses read the output layer from the params."""
@@ -121,6 +125,7 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
                      "0 < mask_prob <= 1 and max_masked >= 1")
   model = NextItNetLM(config)
   num_negatives = num_sampled_negatives(config.num_items, negative_fraction)
+  vocab_size = config.num_items + 1
 
   def init(rng: jax.Array) -> Params:
     return model.init(rng, jnp.ones((1, 2), jnp.int32), method=NextItNetLM.logits)
@@ -130,9 +135,10 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
     output = params["params"]["output"]
     if loss == "full":
       return losses.softmax_cross_entropy(hidden, output["kernel"], output["bias"],
-                                          targets, weights)
+                                          targets, weights, vocab_size)
     return losses.sampled_softmax_cross_entropy(
-        hidden, output["kernel"], output["bias"], targets, weights, num_negatives, rng)
+        hidden, output["kernel"], output["bias"], targets, weights, num_negatives, rng,
+        vocab_size)
 
   def loss_fn(params: Params, batch: Batch, rng: jax.Array
               ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -157,7 +163,7 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
       inputs = seq.at[:, -1].set(config.mask_id)
     hidden = model.apply(params, inputs)[:, -1]
     output = params["params"]["output"]
-    scores = losses.logits(hidden, output["kernel"], output["bias"])
+    scores = losses.logits(hidden, output["kernel"], output["bias"], vocab_size)
     return metrics.full_ranking(scores, seq[:, -1])
 
   return Task(init=init, loss=loss_fn, evaluate=evaluate)

@@ -2,13 +2,21 @@
 
 Both take the final hidden states and the output layer (kernel [D, V], bias [V])
 rather than logits, so the sampled loss never forms the [.., V] logits at all.
-Item id 0 is padding: it is never a target and never a candidate.
+Item id 0 is padding: it is never a target and never a candidate. An output
+layer may be wider than the item vocabulary, padded so that it splits evenly
+over the mesh's `model` axis: `vocab_size` gives the real V, and columns past
+it score -inf and are never sampled.
+
+Hidden states may be bfloat16 (mixed precision): the scores come out of the
+matmul in float32 and every loss is computed in float32.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+from seqrec import mesh
 
 
 def _weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
@@ -19,27 +27,41 @@ def _weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
   return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def logits(hidden: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
-  """Scores of every item: [..., D] x [D, V] -> [..., V], padding column at -inf."""
-  out = jnp.einsum("...d,dv->...v", hidden, kernel.astype(hidden.dtype))
+def logits(hidden: jax.Array, kernel: jax.Array, bias: jax.Array | None,
+           vocab_size: int | None = None) -> jax.Array:
+  """Scores of every item: [..., D] x [D, V] -> float32 [..., V].
+
+  The padding column 0 and the columns from `vocab_size` on (None: the
+  kernel's width) are -inf. Under a mesh with a `model` axis the scores stay
+  split along V (`mesh.constrain_items`).
+  """
+  out = jnp.einsum("...d,dv->...v", hidden, kernel.astype(hidden.dtype),
+                   preferred_element_type=jnp.float32)
   if bias is not None:
-    out = out + bias.astype(out.dtype)
-  return out.at[..., 0].set(-jnp.inf)
+    out = out + bias.astype(jnp.float32)
+  out = mesh.constrain_items(out)
+  # A mask from the column index, not a scatter into column 0: elementwise, so
+  # it runs on every item shard without moving data.
+  column = jnp.arange(out.shape[-1])
+  padding = (column == 0) | (column >= (vocab_size or out.shape[-1]))
+  return jnp.where(padding, -jnp.inf, out)
 
 
 def softmax_cross_entropy(hidden: jax.Array, kernel: jax.Array, bias: jax.Array | None,
-                          targets: jax.Array, weights: jax.Array) -> jax.Array:
+                          targets: jax.Array, weights: jax.Array,
+                          vocab_size: int | None = None) -> jax.Array:
   """Full-softmax cross-entropy over all items.
 
   Args:
     hidden: [..., D] final hidden states.
     kernel: [D, V] output embedding; bias: [V] or None.
-    targets: int [...] item ids in 1..V-1 (anything where weights is 0).
+    targets: int [...] item ids in 1..vocab_size-1 (anything where weights is 0).
     weights: [...] 1 for real positions, 0 for padding.
+    vocab_size: the real V when the output layer is padded wider.
   Returns:
     scalar weighted mean loss (float32).
   """
-  scores = logits(hidden, kernel, bias).astype(jnp.float32)
+  scores = logits(hidden, kernel, bias, vocab_size)
   log_z = jax.nn.logsumexp(scores, axis=-1)
   target_score = jnp.take_along_axis(scores, targets[..., None], axis=-1)[..., 0]
   return _weighted_mean(log_z - target_score, weights)
@@ -48,23 +70,28 @@ def softmax_cross_entropy(hidden: jax.Array, kernel: jax.Array, bias: jax.Array 
 def sampled_softmax_cross_entropy(hidden: jax.Array, kernel: jax.Array,
                                   bias: jax.Array | None, targets: jax.Array,
                                   weights: jax.Array, num_negatives: int,
-                                  rng: jax.Array) -> jax.Array:
+                                  rng: jax.Array, vocab_size: int | None = None
+                                  ) -> jax.Array:
   """Sampled softmax: the target against `num_negatives` shared negatives.
 
-  One set of negatives is drawn uniformly from 1..V-1 per call and shared by
-  every position (as TensorFlow's `sampled_softmax_loss`, used by both reference
-  implementations, does). A uniform proposal makes the log-Q correction a
-  constant that cancels. Accidental hits (a negative equal to the target) are
-  removed from that position's softmax.
+  One set of negatives is drawn uniformly from 1..vocab_size-1 per call and
+  shared by every position (as TensorFlow's `sampled_softmax_loss`, used by
+  both reference implementations, does). A uniform proposal makes the log-Q
+  correction a constant that cancels. Accidental hits (a negative equal to the
+  target) are removed from that position's softmax. Only the sampled and the
+  target columns of the output layer are gathered: from a kernel split over
+  `model`, each device contributes the columns it holds.
 
   Shapes as in `softmax_cross_entropy`; returns the scalar weighted mean loss.
   """
-  num_items = kernel.shape[1]
-  negatives = jax.random.randint(rng, (num_negatives,), 1, num_items)
+  negatives = jax.random.randint(rng, (num_negatives,), 1,
+                                 vocab_size or kernel.shape[1])
   neg_kernel = jnp.take(kernel, negatives, axis=1).astype(hidden.dtype)  # [D, S]
   pos_kernel = jnp.take(kernel.T, targets, axis=0).astype(hidden.dtype)  # [..., D]
-  neg_scores = jnp.einsum("...d,ds->...s", hidden, neg_kernel).astype(jnp.float32)
-  pos_scores = jnp.sum(hidden * pos_kernel, axis=-1).astype(jnp.float32)
+  neg_scores = jnp.einsum("...d,ds->...s", hidden, neg_kernel,
+                          preferred_element_type=jnp.float32)
+  pos_scores = jnp.einsum("...d,...d->...", hidden, pos_kernel,
+                          preferred_element_type=jnp.float32)
   if bias is not None:
     neg_scores = neg_scores + jnp.take(bias, negatives).astype(jnp.float32)
     pos_scores = pos_scores + jnp.take(bias, targets).astype(jnp.float32)

@@ -72,14 +72,16 @@ def sample_negatives(rng: jax.Array, targets: jax.Array, num_items: int,
 
 
 def sampled_ranking(scores: jax.Array, targets: jax.Array, rng: jax.Array,
-                    num_negatives: int = 99,
-                    ks: Sequence[int] = (5, 10)) -> dict[str, jax.Array]:
+                    num_negatives: int = 99, ks: Sequence[int] = (5, 10),
+                    num_items: int | None = None) -> dict[str, jax.Array]:
   """The sampled-N protocol of the PeterRec reference: target vs N negatives.
 
   Known to disagree with full ranking (Krichene & Rendle, KDD 2020); reported
   beside full ranking, never instead of it. Keys are prefixed "sampled_".
+  Negatives come from columns 1..num_items-1 (None: every column of `scores`
+  [B, V]; set it when the columns past the items pad a sharded table).
   """
-  negatives = sample_negatives(rng, targets, scores.shape[1], num_negatives)
+  negatives = sample_negatives(rng, targets, num_items or scores.shape[1], num_negatives)
   scores = scores.astype(jnp.float32)
   target_score = jnp.take_along_axis(scores, targets[:, None], axis=1)
   negative_scores = jnp.take_along_axis(scores, negatives, axis=1)

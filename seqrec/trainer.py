@@ -128,25 +128,31 @@ class Trainer:
   def fresh_state(self) -> TrainState:
     """A newly initialised state, laid out on the mesh.
 
-    Optimizer moments take their parameter's sharding by propagation through
-    `tx.init`; the train step is then compiled for exactly these shardings.
+    Optimizer moments take their parameter's sharding, step counts are
+    replicated; the train step is then compiled for exactly these shardings.
     """
     params = jax.jit(self.task.init, out_shardings=self.param_sharding)(self.rng)
-    # Leaves that depend on no parameter (step counts) land on one device;
-    # replicate them over the mesh like the step counter.
-    opt_state = jax.tree.map(self._on_mesh, jax.jit(self.tx.init)(params))
-    state = TrainState(step=self._on_mesh(jnp.zeros((), jnp.int32)), params=params,
-                       opt_state=opt_state)
+    opt_sharding = mesh_lib.state_shardings(jax.eval_shape(self.tx.init, params),
+                                            params, self.param_sharding, self.mesh)
+    opt_state = jax.jit(self.tx.init, out_shardings=opt_sharding)(params)
+    state = TrainState(step=jax.device_put(jnp.zeros((), jnp.int32), self.replicated),
+                       params=params, opt_state=opt_state)
     shardings = jax.tree.map(lambda x: x.sharding, state)
     self.train_step = jax.jit(
         self._train_step, in_shardings=(shardings, self.batch_sharding),
         out_shardings=(shardings, self.replicated), donate_argnums=0)
     return state
 
-  def _on_mesh(self, x: jax.Array) -> jax.Array:
-    if x.sharding.device_set == set(self.mesh.devices.flat):
-      return x
-    return jax.device_put(x, self.replicated)
+  def run_step(self, state: TrainState, data: Arrays, step: int
+               ) -> tuple[TrainState, dict]:
+    """One training step on the batch of `step`.
+
+    The mesh is in context while the step traces, so the tasks' sharding
+    constraints (`mesh_lib.constrain_items`) resolve against it.
+    """
+    batch = self.train_batch(data, step)
+    with jax.set_mesh(self.mesh):
+      return self.train_step(state, batch)
 
   def train_batch(self, data: Arrays, step: int) -> dict[str, jax.Array]:
     rows = batch_indices(len(next(iter(data.values()))), self.config.batch_size,
@@ -165,7 +171,8 @@ class Trainer:
       rows = np.where(rows < num_rows, rows, 0)  # pad with row 0, masked out
       batch = mesh_lib.global_batch({k: v[rows][local] for k, v in data.items()}, self.mesh)
       valid = mesh_lib.global_batch({"valid": valid[local]}, self.mesh)["valid"]
-      sums = self.eval_step(params, batch, valid)
+      with jax.set_mesh(self.mesh):  # see `run_step`
+        sums = self.eval_step(params, batch, valid)
       totals = {k: totals.get(k, 0.0) + v for k, v in sums.items()}
     return {k: float(v) / num_rows for k, v in totals.items()}
 
@@ -221,7 +228,7 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
   last_metrics: dict[str, float] = {}
   for step in range(start, config.num_steps):
     tick = time.perf_counter()
-    state, metrics = trainer.train_step(state, trainer.train_batch(train_data, step))
+    state, metrics = trainer.run_step(state, train_data, step)
     history.append(metrics)
     done = step + 1
     is_last = done == config.num_steps

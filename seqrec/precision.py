@@ -1,0 +1,21 @@
+"""Mixed precision: the compute dtype of activations and matmuls.
+
+Parameters and optimizer state stay float32 whatever the compute dtype;
+models cast weights to it where they use them (flax `dtype=` with
+`param_dtype=float32`), and losses and metrics work in float32.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from seqrec.errors import InputError
+
+DTYPES = ("float32", "bfloat16")
+
+
+def compute_dtype(name: str) -> jnp.dtype:
+  """The dtype called `name`, one of DTYPES."""
+  if name not in DTYPES:
+    raise InputError(f"--dtype={name!r}: must be one of {DTYPES}")
+  return jnp.dtype(name)
