@@ -39,6 +39,11 @@ SELECT_METRIC = flags.DEFINE_string(
     "select_metric", "ndcg@10", "Report the step with the best validation value of "
     "this metric (evaluated every --eval_every steps); empty: the last step.")
 
+# Small batches: each sequence already carries up to max_len-1 targets, and the
+# run with no flags should finish in a couple of minutes on a laptop CPU.
+flags.FLAGS.set_default("batch_size", 32)
+flags.FLAGS.set_default("num_epochs", 2)
+
 flags.register_multi_flags_validator(
     ["model", "memory_slots", "max_len"],
     lambda f: f["model"] not in models.MEMORY_KINDS or
