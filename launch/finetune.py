@@ -50,12 +50,9 @@ def main(argv: list[str]) -> None:
   common.init_distributed()
   pretrained_config, setup, item_index = backbone.load(PRETRAINED.value)
   data = common.load_interactions()
-  if setup["held_out_genres"]:
-    source = downstream.source_sequences(
-        data, setup["held_out_genres"], min_item_count=common.MIN_ITEM_COUNT.value,
-        min_user_count=common.MIN_USER_COUNT.value)
-  else:
-    source = common.user_sequences(data)
+  source = downstream.source_sequences(
+      data, setup["held_out_genres"], min_item_count=common.MIN_ITEM_COUNT.value,
+      min_user_count=common.MIN_USER_COUNT.value)
   if not np.array_equal(source.item_index, item_index):
     raise InputError(f"--pretrained={PRETRAINED.value} was trained on a different item "
                      f"vocabulary than --dataset={common.DATASET.value} gives")

@@ -39,12 +39,9 @@ def main(argv: list[str]) -> None:
   del argv
   common.init_distributed()
   data = common.load_interactions()
-  if HELD_OUT_GENRES.value:
-    seqs = downstream.source_sequences(
-        data, HELD_OUT_GENRES.value, min_item_count=common.MIN_ITEM_COUNT.value,
-        min_user_count=common.MIN_USER_COUNT.value)
-  else:  # every item, as RecBole's protocol; no cross-domain task can follow
-    seqs = common.user_sequences(data)
+  seqs = downstream.source_sequences(
+      data, HELD_OUT_GENRES.value, min_item_count=common.MIN_ITEM_COUNT.value,
+      min_user_count=common.MIN_USER_COUNT.value)
   splits = sequences.leave_one_out(seqs, common.MAX_LEN.value)
   logging.info("pretraining on %d source items: train %d, valid %d, test %d sequences",
                seqs.num_items, len(splits.train), len(splits.valid), len(splits.test))

@@ -102,10 +102,11 @@ def source_sequences(data: Interactions,
                      min_item_count: int = 1, min_user_count: int = 1) -> UserSequences:
   """Source-domain sequences: pretrain on these and give them to
   `build_downstream`, so both use one item vocabulary and pretraining never
-  sees a target item."""
+  sees a target item. No held-out genres keeps every item (no target domain,
+  so no cross-domain task can follow)."""
+  item_mask = ~target_item_mask(data, held_out_genres) if held_out_genres else None
   return build_user_sequences(data, min_item_count=min_item_count,
-                              min_user_count=min_user_count,
-                              item_mask=~target_item_mask(data, held_out_genres))
+                              min_user_count=min_user_count, item_mask=item_mask)
 
 
 def _profile_labels(data: Interactions, task: str) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -62,6 +62,14 @@ def test_target_domain_by_genre_or_domain():
                                 domain == 1)
 
 
+def test_source_sequences_leave_out_target_items_unless_none_are_held_out():
+  data = hand_made()
+  source = downstream.source_sequences(data, ("Horror", "Noir"))
+  assert source.num_items == 6 and set(source.item_index[1:]) == set(range(6))
+  every_item = downstream.source_sequences(data, ())
+  assert every_item.num_items == 8 and set(every_item.item_index[1:]) == set(range(8))
+
+
 def test_crossdomain_on_hand_made_data():
   data = hand_made()
   source = downstream.source_sequences(data, ("Horror", "Noir"))
