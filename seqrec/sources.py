@@ -206,13 +206,18 @@ def _read_movielens(path: str) -> Interactions:
 
 def _movielens_100k(path: str) -> Interactions:
   """u.data (user, item, rating, time; tabs) with u.user, u.item, u.genre."""
-  text, lines = _read_lines(path, required=True)
-  user, item, _, stamp = _split(path, text, lines, "\t", 4)
-  time = _numbers(stamp, path, lines, "timestamp")
+  lines, user, item, time = _ratings(path, "\t")
   directory = os.path.dirname(path)
   return _interactions(_label("movielens", path), path, lines, user, item,
                        time, _ml100k_users(os.path.join(directory, "u.user")),
                        _ml100k_items(directory))
+
+
+def _ratings(path: str, separator: str) -> tuple[np.ndarray, tuple, tuple, np.ndarray]:
+  """A user, item, rating, timestamp file: (line numbers, users, items, times)."""
+  text, lines = _read_lines(path, required=True)
+  user, item, _, stamp = _split(path, text, lines, separator, 4)
+  return lines, user, item, _numbers(stamp, path, lines, "timestamp")
 
 
 def _ml100k_users(path: str) -> _Users | None:
@@ -248,9 +253,7 @@ def _ml100k_items(directory: str) -> _Items | None:
 
 def _movielens_dat(path: str) -> Interactions:
   """ratings.dat (UserID::MovieID::Rating::Timestamp), users.dat, movies.dat."""
-  text, lines = _read_lines(path, required=True)
-  user, item, _, stamp = _split(path, text, lines, "::", 4)
-  time = _numbers(stamp, path, lines, "timestamp")
+  lines, user, item, time = _ratings(path, "::")
   directory = os.path.dirname(path)
   return _interactions(_label("movielens", path), path, lines, user, item,
                        time, _ml1m_users(os.path.join(directory, "users.dat")),
