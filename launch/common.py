@@ -15,7 +15,8 @@ from typing import Callable
 import jax
 from absl import app, flags, logging
 
-from seqrec import distributed, mesh as mesh_lib, precision, sequences, sources, synthetic
+from seqrec import (distributed, mesh as mesh_lib, precision, preemption, sequences, sources,
+                    synthetic)
 from seqrec.errors import InputError, TrainingError
 from seqrec.interactions import Interactions
 from seqrec.trainer import TrainConfig, steps_for_epochs
@@ -169,8 +170,18 @@ def flag_values(module_names: tuple[str, ...] = ()) -> dict:
   return {name: flags.FLAGS[name].value for name in sorted(names)}
 
 
+def report(*lines: str) -> None:
+  """Prints a binary's summary lines once per run (process 0), like its logs."""
+  if jax.process_index() == 0:
+    print("\n".join(lines))
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-  """`app.run(main)`, reporting bad input and stopped training as one line."""
+  """`app.run(main)`, reporting bad input and stopped training as one line.
+
+  Exit status: 0 done, 1 bad input or failed training, 143 preempted (SIGTERM)
+  after saving a checkpoint that the same command resumes from.
+  """
 
   def guarded(argv: list[str]) -> None:
     # Orbax logs every checkpoint operation at INFO; keep the training log readable.
@@ -180,6 +191,10 @@ def run(main: Callable[[list[str]], None]) -> None:
       jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE.value)
     try:
       main(argv)
+    except preemption.Preempted as stopped:
+      # The exit status of a process ended by SIGTERM, so schedulers requeue it.
+      print(f"stopped: {stopped}", file=sys.stderr)
+      sys.exit(preemption.EXIT_CODE)
     except (InputError, TrainingError) as error:
       print(f"error: {error}", file=sys.stderr)
       sys.exit(1)

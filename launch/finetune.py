@@ -80,13 +80,17 @@ def main(argv: list[str]) -> None:
   _, results = trainer.train(task, train_config, task_data.train.batch(),
                              {"valid": task_data.valid.batch(),
                               "test": task_data.test.batch()})
+  used_flags = common.flag_values((__name__,))
+  if not uses_patches:  # record what ran, not the ignored flags' defaults
+    used_flags.update(patch=None, patch_dim=None)
   results.update(task=TASK.value, method=METHOD.value, data_stats=task_data.stats,
-                 flags=common.flag_values((__name__,)))
+                 flags=used_flags)
   path = trainer.write_results(train_config.workdir, results)
-  print(f"{METHOD.value} on {TASK.value}: test " + ", ".join(
-      f"{k} {v:.4f}" for k, v in sorted(results["test"].items())))
-  print(f"trainable {results['trainable_params']} of {results['total_params']} "
-        f"parameters; wrote {path}")
+  common.report(
+      f"{METHOD.value} on {TASK.value}: test " + ", ".join(
+          f"{k} {v:.4f}" for k, v in sorted(results["test"].items())),
+      f"trainable {results['trainable_params']} of {results['total_params']} "
+      f"parameters; wrote {path}")
 
 
 if __name__ == "__main__":

@@ -62,9 +62,10 @@ def main(argv: list[str]) -> None:
       {"valid": {"seq": splits.valid.seqs}, "test": {"seq": splits.test.seqs}})
   results["flags"] = common.flag_values((__name__,))
   path = trainer.write_results(workdir, results)
-  print(f"nextitnet ({MODE.value}): test " + ", ".join(
-      f"{k} {results['test'][k]:.4f}" for k in ("mrr@10", "hr@10", "ndcg@10")))
-  print(f"wrote {path}")
+  common.report(
+      f"nextitnet ({MODE.value}): test " + ", ".join(
+          f"{k} {results['test'][k]:.4f}" for k in ("mrr@10", "hr@10", "ndcg@10")),
+      f"wrote {path}")
 
 
 if __name__ == "__main__":

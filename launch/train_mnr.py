@@ -79,9 +79,10 @@ def main(argv: list[str]) -> None:
       {"valid": {"seq": splits.valid.seqs}, "test": {"seq": splits.test.seqs}})
   results["flags"] = common.flag_values((__name__,))
   path = trainer.write_results(train_config.workdir, results)
-  print(f"{MODEL.value}: test " + ", ".join(
-      f"{k} {results['test'][k]:.4f}" for k in ("mrr@5", "hr@5", "ndcg@5", "ndcg@10")))
-  print(f"wrote {path}")
+  common.report(
+      f"{MODEL.value}: test " + ", ".join(
+          f"{k} {results['test'][k]:.4f}" for k in ("mrr@5", "hr@5", "ndcg@5", "ndcg@10")),
+      f"wrote {path}")
 
 
 if __name__ == "__main__":

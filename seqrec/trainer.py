@@ -24,7 +24,7 @@ from absl import logging
 from flax import struct
 from jax.sharding import Mesh, PartitionSpec as P
 
-from seqrec import checkpoint, mesh as mesh_lib, optim
+from seqrec import checkpoint, mesh as mesh_lib, optim, preemption
 from seqrec.errors import InputError, TrainingError
 from seqrec.task import Task
 from seqrec.writer import MetricWriter
@@ -189,6 +189,22 @@ def _check_finite(history: list[dict], first_step: int, mngr: Any, workdir: str)
                           f"training stopped ({kept_text})")
 
 
+def _stop_preempted(done: int, state: TrainState, history: list[dict], mngr: Any,
+                    best_mngr: Any, writer: MetricWriter, config: TrainConfig) -> None:
+  """Saves step `done` (unless the loss went non-finite since the last check),
+  waits for every pending write, and raises `Preempted` naming the step."""
+  _check_finite(jax.device_get(history), done - len(history) + 1, mngr, config.workdir)
+  if mngr.latest_step() != done:
+    checkpoint.save(mngr, done, state)
+  mngr.wait_until_finished()
+  if best_mngr is not None:
+    best_mngr.wait_until_finished()
+  writer.close()
+  raise preemption.Preempted(
+      f"preempted (SIGTERM) after step {done}/{config.num_steps}: checkpoint saved in "
+      f"{config.workdir}; rerun the same command to resume")
+
+
 def _due(step: int, every: int) -> bool:
   return every > 0 and step % every == 0
 
@@ -226,46 +242,49 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
   train_seconds = compile_seconds = 0.0
   window_start, window_step = time.perf_counter(), start
   last_metrics: dict[str, float] = {}
-  for step in range(start, config.num_steps):
-    tick = time.perf_counter()
-    state, metrics = trainer.run_step(state, train_data, step)
-    history.append(metrics)
-    done = step + 1
-    is_last = done == config.num_steps
-    if step == start:
-      jax.block_until_ready(metrics)
-      compile_seconds = time.perf_counter() - tick
-      window_start, window_step = time.perf_counter(), done
-    if _due(done, config.log_every) or _due(done, config.checkpoint_every) or (
-        _due(done, config.eval_every) or is_last):
-      host = jax.device_get(history)
-      _check_finite(host, done - len(host) + 1, mngr, config.workdir)
-      history = []
-      now = time.perf_counter()
-      train_seconds += now - window_start
-      last_metrics = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-      progress = f"step {done}/{config.num_steps} loss {last_metrics['loss']:.4f}"
-      throughput = {}
-      if done > window_step:  # not for the compiling first step alone
-        rate = (done - window_step) / max(now - window_start, 1e-9)
-        throughput = {"steps_per_second": rate,
-                      "examples_per_second": rate * config.batch_size}
-        progress += (f" | {rate:.2f} steps/s, {rate * config.batch_size:.0f} examples/s,"
-                     f" ETA {(config.num_steps - done) / rate:.0f}s")
-      writer.write(done, "train", {**last_metrics, **throughput})
-      logging.info(progress)
-      if (_due(done, config.eval_every) or is_last) and "valid" in eval_data:
-        valid = trainer.evaluate(state.params, eval_data["valid"])
-        writer.write(done, "valid", {**valid, "train_seconds": train_seconds})
-        if best_mngr is not None:
-          checkpoint.save(best_mngr, done, state.params, metrics=valid)
-        for name in set(eval_data) - {"valid"} if config.eval_all_splits else ():
-          # Learning curves only: selection never looks at these splits.
-          writer.write(done, name, {**trainer.evaluate(state.params, eval_data[name]),
-                                    "train_seconds": train_seconds})
-      if _due(done, config.checkpoint_every) or is_last:
-        checkpoint.save(mngr, done, state)
-      window_start, window_step = time.perf_counter(), done
+  with preemption.notice() as preempted:
+    for step in range(start, config.num_steps):
+      tick = time.perf_counter()
+      state, metrics = trainer.run_step(state, train_data, step)
+      history.append(metrics)
+      done = step + 1
+      is_last = done == config.num_steps
+      if step == start:
+        jax.block_until_ready(metrics)
+        compile_seconds = time.perf_counter() - tick
+        window_start, window_step = time.perf_counter(), done
+      if _due(done, config.log_every) or _due(done, config.checkpoint_every) or (
+          _due(done, config.eval_every) or is_last):
+        host = jax.device_get(history)
+        _check_finite(host, done - len(host) + 1, mngr, config.workdir)
+        history = []
+        now = time.perf_counter()
+        train_seconds += now - window_start
+        last_metrics = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+        progress = f"step {done}/{config.num_steps} loss {last_metrics['loss']:.4f}"
+        throughput = {}
+        if done > window_step:  # not for the compiling first step alone
+          rate = (done - window_step) / max(now - window_start, 1e-9)
+          throughput = {"steps_per_second": rate,
+                        "examples_per_second": rate * config.batch_size}
+          progress += (f" | {rate:.2f} steps/s, {rate * config.batch_size:.0f} examples/s,"
+                       f" ETA {(config.num_steps - done) / rate:.0f}s")
+        writer.write(done, "train", {**last_metrics, **throughput})
+        logging.info(progress)
+        if (_due(done, config.eval_every) or is_last) and "valid" in eval_data:
+          valid = trainer.evaluate(state.params, eval_data["valid"])
+          writer.write(done, "valid", {**valid, "train_seconds": train_seconds})
+          if best_mngr is not None:
+            checkpoint.save(best_mngr, done, state.params, metrics=valid)
+          for name in set(eval_data) - {"valid"} if config.eval_all_splits else ():
+            # Learning curves only: selection never looks at these splits.
+            writer.write(done, name, {**trainer.evaluate(state.params, eval_data[name]),
+                                      "train_seconds": train_seconds})
+        if _due(done, config.checkpoint_every) or is_last:
+          checkpoint.save(mngr, done, state)
+        window_start, window_step = time.perf_counter(), done
+        if preempted(done) and not is_last:
+          _stop_preempted(done, state, history, mngr, best_mngr, writer, config)
   mngr.wait_until_finished()
   final_step = int(state.step)
   results: dict[str, Any] = {"evaluated_step": final_step}

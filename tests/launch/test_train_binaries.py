@@ -59,6 +59,7 @@ def test_pretrain_then_finetune_every_method(tmp_path):
         results["test"])
     counts[method] = results["trainable_params"]
     assert results["optimizer_state_bytes"] > 0
+    assert (results["flags"]["patch"] == "serial") == (method == "peterrec")
   assert counts["finecls"] < counts["peterrec"] < counts["scratch"]
 
 

@@ -6,6 +6,7 @@ one CPU device and gloo collectives over a loopback coordinator.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def _finish(process, timeout=120) -> tuple[int, str]:
   try:
     _, stderr = process.communicate(timeout=timeout)
   except subprocess.TimeoutExpired:
-    process.kill()  # SIGTERM only notifies JAX's preemption service
+    process.kill()  # SIGTERM would only ask for a preemption checkpoint
     raise
   return process.returncode, stderr
 
@@ -112,6 +113,31 @@ def test_model_axis_across_processes_feeds_each_the_whole_batch(tmp_path):
     assert returncode == 0, stderr[-3000:]
   single, _ = _train_in_process(tmp_path / "single", 2)
   _assert_close(dict(np.load(tmp_path / "multi" / "params_1.npz")), _flat(single.params))
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_saved_step(tmp_path):
+  # JAX's preemption service tells process 0 about process 1's SIGTERM; both
+  # must save the same step together and stop, not train on until killed.
+  multi = tmp_path / "multi"
+  processes = _start_pair(multi, "--num_steps=100000", "--checkpoint_every=0",
+                          "--distributed_timeout=30")
+  metrics, deadline = multi / "metrics.jsonl", time.time() + 120
+  while not (metrics.exists() and metrics.read_text().count('"train"') >= 10):
+    assert time.time() < deadline and all(p.poll() is None for p in processes)
+    time.sleep(0.05)
+  processes[1].send_signal(signal.SIGTERM)
+  steps = set()
+  for process in processes:
+    returncode, stderr = _finish(process)
+    assert returncode == 143, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped: preempted (SIGTERM) after step "), stderr[-3000:]
+    steps.add(int(last.split("after step ")[1].split("/")[0]))
+  assert len(steps) == 1
+  step = steps.pop()
+  assert checkpoint.manager(str(multi)).all_steps() == [step]
+  _, results = _train_in_process(multi, step + 2)
+  assert results["resumed_from"] == step
 
 
 def _one_line_error(returncode, stderr):

@@ -96,6 +96,62 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
     np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def _run_tiny_binary(workdir, num_steps):
+  """tiny_binary.py through `launch.common.run`, on 2 devices, no periodic checkpoints."""
+  env = {**os.environ, "PYTHONPATH": REPO,
+         "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  return subprocess.Popen(
+      [sys.executable, os.path.join(REPO, "tests", "seqrec", "tiny_binary.py"),
+       f"--workdir={workdir}", f"--num_steps={num_steps}", "--batch_size=8",
+       "--checkpoint_every=0", "--log_every=1",
+       "--compilation_cache=" + os.path.join(REPO, ".jax_cache")],
+      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_train_steps(workdir, count, process, timeout=120):
+  """Waits until process 0 has logged `count` training steps in metrics.jsonl."""
+  path, deadline = os.path.join(workdir, "metrics.jsonl"), time.time() + timeout
+  while time.time() < deadline and process.poll() is None:
+    if os.path.exists(path):
+      with open(path) as f:
+        if sum('"split": "train"' in line for line in f) >= count:
+          return
+    time.sleep(0.05)
+  raise AssertionError(f"{workdir} logged fewer than {count} steps")
+
+
+def test_sigterm_saves_the_current_step_and_the_same_command_resumes(tmp_path):
+  run = tmp_path / "preempted"
+  preempted = _run_tiny_binary(run, num_steps=100_000)
+  _wait_for_train_steps(run, 20, preempted)
+  preempted.send_signal(signal.SIGTERM)
+  _, stderr = preempted.communicate(timeout=120)
+  assert preempted.returncode == 143, stderr[-3000:]
+  last = stderr.strip().splitlines()[-1]
+  assert last.startswith("stopped: preempted (SIGTERM) after step "), stderr[-3000:]
+  step = int(last.split("after step ")[1].split("/")[0])
+  # --checkpoint_every=0 writes only at the end: this checkpoint is the preemption's.
+  assert checkpoint.manager(str(run)).all_steps() == [step]
+  with open(run / "metrics.jsonl") as f:
+    logged = [r["step"] for r in map(json.loads, f) if r["split"] == "train"]
+  assert logged == list(range(1, step + 1))
+
+  # The same command (here with a reachable end) resumes from that step and
+  # ends exactly where a run that was never stopped ends.
+  resumed = _run_tiny_binary(run, num_steps=step + 5)
+  straight = _run_tiny_binary(tmp_path / "straight", num_steps=step + 5)
+  for process in (resumed, straight):
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+  with open(run / "results.json") as f:
+    assert json.load(f)["resumed_from"] == step
+  a = np.load(tmp_path / "straight" / "params_0.npz")
+  b = np.load(run / "params_0.npz")
+  assert sorted(a.files) == sorted(b.files)
+  for key in a.files:
+    np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
 def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tmp_path):
   _train(tmp_path, num_steps=4, checkpoint_every=4)
   good = checkpoint.restore_params(str(tmp_path))
