@@ -23,7 +23,7 @@ from chunkmnr_jax import dnc
 from chunkmnr_jax import models
 from chunkmnr_jax import schedule
 from chunkmnr_jax import task as task_lib
-from seqrec.benchmark import median_ms
+from seqrec.benchmark import interleaved_ms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,9 +112,10 @@ def _batch(shape: Shape, batch_size: int, seed: int) -> dict[str, jax.Array]:
   return {"seq": jnp.asarray(seq, jnp.int32)}
 
 
-def time_train(config: models.MnrConfig, loss: str, batch: dict[str, jax.Array],
-               repeats: int) -> float:
-  """Median ms of one jitted training step (value_and_grad + Adam update)."""
+def train_step_fn(config: models.MnrConfig, loss: str,
+                  batch: dict[str, jax.Array]) -> Callable[[], jax.Array]:
+  """A closure running one jitted training step (value_and_grad + Adam
+  update) on its own state, returning the loss."""
   task = task_lib.make_task(config, loss)
   optimizer = optax.adam(1e-3)
 
@@ -133,31 +134,33 @@ def time_train(config: models.MnrConfig, loss: str, batch: dict[str, jax.Array],
     state[:] = [params, opt_state, state[2] + 1]
     return value
 
-  return median_ms(once, repeats)
+  return once
 
 
-def time_infer(config: models.MnrConfig, batch: dict[str, jax.Array],
-               repeats: int) -> float:
-  """Median ms of the jitted last-position scores [B, V]."""
+def infer_fn(config: models.MnrConfig,
+             batch: dict[str, jax.Array]) -> Callable[[], jax.Array]:
+  """A closure computing the jitted last-position scores [B, V]."""
   model = models.MemoryRecommender(config)
   params = task_lib.make_task(config).init(jax.random.key(0))
   infer = jax.jit(lambda p, seq: models.last_scores(model, p, seq[:, :-1]))
-  return median_ms(lambda: infer(params, batch["seq"]), repeats)
+  return lambda: infer(params, batch["seq"])
 
 
 def run(shapes: Sequence[Shape], kinds: Sequence[str], slots: Sequence[int],
         losses: Sequence[str], batch_size: int, repeats: int,
         base: models.MnrConfig, log: Callable[[str], None] = print
         ) -> list[dict[str, Any]]:
-  """Times every (shape, kind, m): training per loss, and inference.
+  """Times every (shape, m, kind, phase): training per loss, and inference.
 
-  Kinds without memory do not depend on m; they are timed once per shape and
-  reported at every m.
+  All kinds of one (shape, m) are timed together, round-robin
+  (`interleaved_ms`), so the speedups and the target bound compare times
+  taken under the same machine load. Kinds without memory do not depend on m
+  but are timed again beside every m, for the same reason.
 
   Args:
     shapes, kinds, slots, losses: what to time.
     batch_size: sequences per step.
-    repeats: timed calls per measurement (after a warm-up call).
+    repeats: timed rounds per (shape, m) (after a warm-up call each).
     base: sizes shared by every model (its kind and num_items are replaced).
     log: progress sink.
   Returns:
@@ -165,25 +168,23 @@ def run(shapes: Sequence[Shape], kinds: Sequence[str], slots: Sequence[int],
     {"shape", "kind", "m", "phase", "ms", "gflops"}.
   """
   records = []
-  for shape in shapes:
+  for shape, m in itertools.product(shapes, slots):
     batch = _batch(shape, batch_size, seed=0)
+    fns, flops = {}, {}
     for kind in kinds:
-      has_memory = kind in models.MEMORY_KINDS
-      for m in slots if has_memory else slots[:1]:
-        config = dataclasses.replace(base, kind=kind, num_items=shape.num_items,
-                                     memory_slots=m)
-        timings = {f"train/{loss}": (time_train(config, loss, batch, repeats),
-                                     step_flops(config, shape.num_steps,
-                                                batch_size, loss)["train"])
-                   for loss in losses}
-        timings["infer"] = (time_infer(config, batch, repeats),
-                            step_flops(config, shape.num_steps, batch_size,
-                                       "full")["infer"])
-        for phase, (ms, flops) in timings.items():
-          log(f"{shape.name} {kind} m={m} {phase}: {ms:.2f} ms")
-          for reported_m in (m,) if has_memory else slots:
-            records.append({"shape": shape.name, "kind": kind, "m": reported_m,
-                            "phase": phase, "ms": ms, "gflops": flops / 1e9})
+      config = dataclasses.replace(base, kind=kind, num_items=shape.num_items,
+                                   memory_slots=m)
+      for loss in losses:
+        fns[kind, f"train/{loss}"] = train_step_fn(config, loss, batch)
+        flops[kind, f"train/{loss}"] = step_flops(config, shape.num_steps,
+                                                  batch_size, loss)["train"]
+      fns[kind, "infer"] = infer_fn(config, batch)
+      flops[kind, "infer"] = step_flops(config, shape.num_steps, batch_size,
+                                        "full")["infer"]
+    for (kind, phase), ms in interleaved_ms(fns, repeats).items():
+      log(f"{shape.name} {kind} m={m} {phase}: {ms:.2f} ms")
+      records.append({"shape": shape.name, "kind": kind, "m": m, "phase": phase,
+                      "ms": ms, "gflops": flops[kind, phase] / 1e9})
   return records
 
 

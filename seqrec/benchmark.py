@@ -45,6 +45,24 @@ def median_ms(fn: Callable[[], Any], repeats: int) -> float:
   return statistics.median(times)
 
 
+def interleaved_ms(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+  """Median wall time in ms of each `fns[name]()`, timed round-robin.
+
+  Every function is warmed up (compiled) first; then each round calls each
+  function once. A change in machine load during the measurement therefore
+  hits every function alike, and ratios between them stay meaningful.
+  """
+  for fn in fns.values():
+    jax.block_until_ready(fn())
+  times: dict[str, list[float]] = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      jax.block_until_ready(fn())
+      times[name].append(1e3 * (time.perf_counter() - start))
+  return {name: statistics.median(values) for name, values in times.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
   """One measurement: a catalog on a (data, model) mesh."""
