@@ -9,8 +9,7 @@ import pytest
 
 from launch import bench_finetune
 from seqrec.errors import InputError
-
-ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+from tests.paths import REPO
 
 
 def test_bench_finetune_writes_json(tmp_path):
@@ -19,7 +18,7 @@ def test_bench_finetune_writes_json(tmp_path):
        "--channels=16", "--dilations=1,2", "--num_items=500", "--num_labels=20",
        "--batch_size=8", "--max_len=10", "--repeats=2", "--warmup=1",
        "--methods=peterrec,fineall,finecls", "--patches=serial"],
-      cwd=ROOT, capture_output=True, text=True, timeout=600,
+      cwd=REPO, capture_output=True, text=True, timeout=600,
       env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert result.returncode == 0, result.stderr[-3000:]
   with open(tmp_path / bench_finetune.JSON_NAME) as f:

@@ -1,18 +1,16 @@
 """Runs the data_stats binary as a user would."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ML100K = os.path.normpath(os.path.join(ROOT, "../shared/data/ml-100k"))
+from tests.paths import ML100K, REPO, needs_ml100k
 
 
 def _run(*flags: str) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", "launch.data_stats", *flags],
-                        cwd=ROOT, capture_output=True, text=True, timeout=120)
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 def _table(stdout: str) -> dict[str, str]:
@@ -35,7 +33,7 @@ def test_synthetic():
   assert int(table["max length"]) >= float(table["avg length"])
 
 
-@pytest.mark.skipif(not os.path.isdir(ML100K), reason="no shared ML-100k")
+@needs_ml100k
 def test_ml100k():
   result = _run(f"--dataset=recbole:{ML100K}")
   assert result.returncode == 0, result.stderr

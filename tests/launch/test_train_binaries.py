@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ML100K = os.path.normpath(os.path.join(ROOT, "../shared/data/ml-100k"))
+from tests.paths import REPO
+
 TINY_DATA = ("--synthetic_users=64", "--synthetic_items=60",
              "--synthetic_target_items=20", "--synthetic_length=15")
 
 
 def _run(binary: str, *flags: str) -> subprocess.CompletedProcess:
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  return subprocess.run([sys.executable, "-m", f"launch.{binary}", *flags], cwd=ROOT,
+  return subprocess.run([sys.executable, "-m", f"launch.{binary}", *flags], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -1,7 +1,5 @@
 """Downstream datasets on a hand-made Interactions and on MovieLens-100k."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -10,8 +8,8 @@ from seqrec import sources
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
 from seqrec.sequences import build_user_sequences
+from tests.paths import ML100K, needs_ml100k
 
-ML_100K = "/work/shared/data/ml-100k"
 GENRES = ("Comedy", "Horror", "Noir")
 
 
@@ -117,9 +115,9 @@ def test_profile_tasks_skip_and_count():
     downstream.build_downstream(data, source, "gender", max_len=4, min_source_len=4)
 
 
-@pytest.mark.skipif(not os.path.isdir(ML_100K), reason="needs MovieLens-100k")
+@needs_ml100k
 def test_movielens_100k():
-  data = sources.load(f"recbole:{ML_100K}")
+  data = sources.load(f"recbole:{ML100K}")
   source = downstream.source_sequences(data)
   target = downstream.target_item_mask(data)
   assert not target[source.item_index[1:]].any()

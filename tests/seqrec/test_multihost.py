@@ -18,9 +18,9 @@ from flax import traverse_util
 
 from seqrec import checkpoint, distributed, trainer
 from seqrec.errors import InputError
+from tests.paths import REPO
 from tests.seqrec import tiny
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS, RESUMED_STEPS = 6, 8
 NUM_VALID = 20  # tiny_binary.NUM_VALID; importing it would define its flags here
 

@@ -1,13 +1,10 @@
-import os
-
 import numpy as np
 import pytest
 
 from seqrec import sequences
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
-
-ML100K = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "ml-100k")
+from tests.paths import ML100K, needs_ml100k
 
 
 def _data(user, item, time=None, num_items=None):
@@ -99,7 +96,7 @@ def test_bad_lengths(max_len, min_len, message):
     sequences.random_split(seqs, max_len=max_len, min_len=min_len)
 
 
-@pytest.mark.skipif(not os.path.isdir(ML100K), reason="ML-100k not available")
+@needs_ml100k
 def test_ml100k_leave_one_out_sizes():
   from seqrec import sources
   data = sources.load(f"recbole:{ML100K}")

@@ -10,11 +10,7 @@ import pytest
 from seqrec import sources
 from seqrec.errors import InputError
 from seqrec.synthetic import SyntheticConfig
-
-ML100K = os.path.normpath(os.path.join(
-    os.path.dirname(__file__), "../../../shared/data/ml-100k"))
-needs_ml100k = pytest.mark.skipif(not os.path.isdir(ML100K),
-                                  reason="shared ML-100k data not present")
+from tests.paths import ML100K, needs_ml100k
 
 
 def _write(directory, files: dict[str, str | bytes]) -> None:

@@ -14,9 +14,8 @@ from flax import traverse_util
 
 from seqrec import checkpoint, optim, trainer
 from seqrec.errors import InputError, TrainingError
+from tests.paths import REPO
 from tests.seqrec import tiny
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _config(workdir, **overrides):
