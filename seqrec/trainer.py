@@ -283,8 +283,9 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
         if _due(done, config.checkpoint_every) or is_last:
           checkpoint.save(mngr, done, state)
         window_start, window_step = time.perf_counter(), done
-        if preempted(done) and not is_last:
-          _stop_preempted(done, state, history, mngr, best_mngr, writer, config)
+      # Every step: several processes agree on the step to stop at through it.
+      if preempted(done) and not is_last:
+        _stop_preempted(done, state, history, mngr, best_mngr, writer, config)
   mngr.wait_until_finished()
   final_step = int(state.step)
   results: dict[str, Any] = {"evaluated_step": final_step}
