@@ -168,23 +168,24 @@ def run(shapes: Sequence[Shape], kinds: Sequence[str], slots: Sequence[int],
     {"shape", "kind", "m", "phase", "ms", "gflops"}.
   """
   records = []
-  for shape, m in itertools.product(shapes, slots):
+  for shape in shapes:
     batch = _batch(shape, batch_size, seed=0)
-    fns, flops = {}, {}
-    for kind in kinds:
-      config = dataclasses.replace(base, kind=kind, num_items=shape.num_items,
-                                   memory_slots=m)
-      for loss in losses:
-        fns[kind, f"train/{loss}"] = train_step_fn(config, loss, batch)
-        flops[kind, f"train/{loss}"] = step_flops(config, shape.num_steps,
-                                                  batch_size, loss)["train"]
-      fns[kind, "infer"] = infer_fn(config, batch)
-      flops[kind, "infer"] = step_flops(config, shape.num_steps, batch_size,
-                                        "full")["infer"]
-    for (kind, phase), ms in interleaved_ms(fns, repeats).items():
-      log(f"{shape.name} {kind} m={m} {phase}: {ms:.2f} ms")
-      records.append({"shape": shape.name, "kind": kind, "m": m, "phase": phase,
-                      "ms": ms, "gflops": flops[kind, phase] / 1e9})
+    for m in slots:
+      fns, flops = {}, {}
+      for kind in kinds:
+        config = dataclasses.replace(base, kind=kind, num_items=shape.num_items,
+                                     memory_slots=m)
+        for loss in losses:
+          fns[kind, f"train/{loss}"] = train_step_fn(config, loss, batch)
+          flops[kind, f"train/{loss}"] = step_flops(config, shape.num_steps,
+                                                    batch_size, loss)["train"]
+        fns[kind, "infer"] = infer_fn(config, batch)
+        flops[kind, "infer"] = step_flops(config, shape.num_steps, batch_size,
+                                          "full")["infer"]
+      for (kind, phase), ms in interleaved_ms(fns, repeats).items():
+        log(f"{shape.name} {kind} m={m} {phase}: {ms:.2f} ms")
+        records.append({"shape": shape.name, "kind": kind, "m": m, "phase": phase,
+                        "ms": ms, "gflops": flops[kind, phase] / 1e9})
   return records
 
 

@@ -15,6 +15,7 @@ from absl import flags
 
 from chunkmnr_jax import benchmark
 from chunkmnr_jax import models
+from launch import mnr_flags
 from seqrec.errors import InputError
 
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
@@ -25,12 +26,8 @@ _SLOTS = flags.DEFINE_list("slots", [str(m) for m in benchmark.SLOTS],
                            "Numbers of memory slots m.")
 _LOSSES = flags.DEFINE_list("losses", list(benchmark.LOSSES), "Training losses.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Sequences per step.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per measurement.")
-_EMBED_DIM = flags.DEFINE_integer("embed_dim", 128, "Item embedding width E.")
-_HIDDEN = flags.DEFINE_integer("hidden", 256, "Controller width h.")
-_SLOT_WIDTH = flags.DEFINE_integer("slot_width", 256, "Memory slot width W.")
-_READ_HEADS = flags.DEFINE_integer("read_heads", 3, "Read heads R.")
-_SCAN_UNROLL = flags.DEFINE_integer("scan_unroll", 1, "lax.scan unroll factor.")
+_REPEATS = flags.DEFINE_integer(
+    "repeats", 5, "Timed rounds per (shape, m); each round calls every kind once.")
 
 
 def _settings() -> dict:
@@ -63,10 +60,7 @@ def main(argv):
   del argv
   try:
     settings = _settings()
-    base = models.MnrConfig(kind="srmn", num_items=1, embed_dim=_EMBED_DIM.value,
-                            hidden=_HIDDEN.value, slot_width=_SLOT_WIDTH.value,
-                            read_heads=_READ_HEADS.value,
-                            scan_unroll=_SCAN_UNROLL.value)
+    base = models.MnrConfig(kind="srmn", num_items=1, **mnr_flags.sizes())
   except InputError as e:
     raise app.UsageError(str(e)) from None
   shapes = [benchmark.SHAPES[s] for s in settings["shapes"]]

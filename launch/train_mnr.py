@@ -12,15 +12,11 @@ from __future__ import annotations
 from absl import flags, logging
 
 from chunkmnr_jax import models, task as mnr_task
-from launch import common
+from launch import common, mnr_flags
 from seqrec import sequences, trainer
 
 MODEL = flags.DEFINE_enum("model", "tsc", list(models.KINDS), "Model kind.")
 MEMORY_SLOTS = flags.DEFINE_integer("memory_slots", 6, "m: memory slots = number of chunks.")
-EMBED_DIM = flags.DEFINE_integer("embed_dim", 128, "E: item embedding width.")
-HIDDEN = flags.DEFINE_integer("hidden", 256, "h: controller width.")
-SLOT_WIDTH = flags.DEFINE_integer("slot_width", 256, "W: memory slot width.")
-READ_HEADS = flags.DEFINE_integer("read_heads", 3, "R: read heads.")
 ATTENTION_DIM = flags.DEFINE_integer("attention_dim", 64, "b: chunk attention width.")
 CONTROLLER = flags.DEFINE_enum("controller", "lstm", ["lstm", "gru"],
                                "Controller cell of the memory models.")
@@ -28,7 +24,6 @@ DROPOUT = flags.DEFINE_float("dropout", 0.5, "Drop rate on controller output and
 ATTENTION_VARIANT = flags.DEFINE_enum(
     "attention_variant", "code", ["code", "paper"],
     "code: access memory from o_t, then a_t replaces h; paper: a_t first.")
-SCAN_UNROLL = flags.DEFINE_integer("scan_unroll", 1, "Unroll factor of the scans.")
 LOSS = flags.DEFINE_enum("loss", "full", list(mnr_task.LOSSES),
                          "full softmax, or sampled softmax with |I|/10 negatives.")
 SPLIT = flags.DEFINE_enum(
@@ -64,11 +59,9 @@ def main(argv: list[str]) -> None:
   logging.info("train %d, valid %d, test %d sequences, %d items", len(splits.train),
                len(splits.valid), len(splits.test), splits.num_items)
   config = models.MnrConfig(
-      kind=MODEL.value, num_items=splits.num_items, embed_dim=EMBED_DIM.value,
-      hidden=HIDDEN.value, memory_slots=MEMORY_SLOTS.value, slot_width=SLOT_WIDTH.value,
-      read_heads=READ_HEADS.value, attention_dim=ATTENTION_DIM.value,
-      controller=CONTROLLER.value, dropout=DROPOUT.value,
-      attention_variant=ATTENTION_VARIANT.value, scan_unroll=SCAN_UNROLL.value,
+      kind=MODEL.value, num_items=splits.num_items, memory_slots=MEMORY_SLOTS.value,
+      attention_dim=ATTENTION_DIM.value, controller=CONTROLLER.value, dropout=DROPOUT.value,
+      attention_variant=ATTENTION_VARIANT.value, **mnr_flags.sizes(),
       vocab_multiple=common.vocab_multiple(), dtype=common.DTYPE.value)
   train_config = common.train_config(len(splits.train),
                                      select_metric=SELECT_METRIC.value or None,
@@ -77,7 +70,7 @@ def main(argv: list[str]) -> None:
       mnr_task.make_task(config, LOSS.value), train_config,
       {"seq": splits.train.seqs},
       {"valid": {"seq": splits.valid.seqs}, "test": {"seq": splits.test.seqs}})
-  results["flags"] = common.flag_values((__name__,))
+  results["flags"] = common.flag_values((__name__, mnr_flags.__name__))
   path = trainer.write_results(train_config.workdir, results)
   common.report(
       f"{MODEL.value}: test " + ", ".join(

@@ -33,19 +33,7 @@ TaskFactory = Callable[[int, int], tuple[Task, tuple[tuple[str, P], ...]]]
 _MB = 2.0**20
 
 
-def median_ms(fn: Callable[[], Any], repeats: int) -> float:
-  """Median wall time of `fn()` in ms, after one untimed warm-up call (which
-  compiles, unless compiled ahead of time)."""
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(1e3 * (time.perf_counter() - start))
-  return statistics.median(times)
-
-
-def interleaved_ms(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+def interleaved_ms(fns: dict[Any, Callable[[], Any]], repeats: int) -> dict[Any, float]:
   """Median wall time in ms of each `fns[name]()`, timed round-robin.
 
   Every function is warmed up (compiled) first; then each round calls each
@@ -61,6 +49,12 @@ def interleaved_ms(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str,
       jax.block_until_ready(fn())
       times[name].append(1e3 * (time.perf_counter() - start))
   return {name: statistics.median(values) for name, values in times.items()}
+
+
+def median_ms(fn: Callable[[], Any], repeats: int) -> float:
+  """Median wall time of `fn()` in ms, after one untimed warm-up call (which
+  compiles, unless compiled ahead of time)."""
+  return interleaved_ms({"fn": fn}, repeats)["fn"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,7 @@ def test_train_mnr_writes_results(tmp_path):
     for key in ("mrr@5", "hr@5", "ndcg@5", "mrr@20", "hr@20", "ndcg@20"):
       assert 0.0 <= results[split][key] <= 1.0
   assert results["flags"]["model"] == "tsc" and results["flags"]["memory_slots"] == 3
+  assert results["flags"]["embed_dim"] == 8 and results["flags"]["read_heads"] == 2
   assert results["steps"] == 4 and results["num_devices"] == 2
   assert results["train_seconds"] > 0 and results["examples_per_second"] > 0
   assert "tsc: test mrr@5" in result.stdout
