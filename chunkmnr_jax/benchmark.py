@@ -1,6 +1,7 @@
 """Speed of the chunk framework: SRMN against its chunked variants and floors.
 
-Times a jitted training step (loss, gradients, Adam update) and an inference
+Times the trainer's training step (`seqrec.benchmark.TrainStep`: loss,
+gradients, the Adam update) and an inference
 pass (last-position scores) per model kind and number of slots m, side by side
 in one process, and counts FLOPs analytically (XLA's `cost_analysis` counts a
 scan body once, not once per iteration). `launch/bench_chunk.py` is the binary.
@@ -10,20 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-import os
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-from chunkmnr_jax import dnc
-from chunkmnr_jax import models
-from chunkmnr_jax import schedule
-from chunkmnr_jax import task as task_lib
-from seqrec.benchmark import interleaved_ms
+from chunkmnr_jax import dnc, family, models, schedule
+from seqrec import benchmark, next_item
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +33,7 @@ SHAPES = {"ml-latest": Shape("ml-latest", 99, 18226),
           "ml-10M": Shape("ml-10M", 49, 10670)}
 KINDS = ("srmn", "pec", "tsc", "exc", "lstm4rec", "floor")
 SLOTS = (2, 4, 6, 9, 12)
-LOSSES = task_lib.LOSSES
+LOSSES = ("full", "sampled")
 # Slack of the target bound on TSC's time (see `target_bounds`).
 TARGET_SLACK = 1.15
 
@@ -99,51 +93,40 @@ def forward_flops(c: models.MnrConfig, num_steps: int, *, last_only: bool,
 def step_flops(c: models.MnrConfig, num_steps: int, batch_size: int,
                loss: str) -> dict[str, int]:
   """Per-batch FLOPs: training (forward + backward ~ 3x forward) and inference."""
-  head = c.num_items + 1 if loss == "full" else 1 + c.num_items // 10
+  head = c.num_items + 1 if loss == "full" else 1 + num_negatives(c)
   train = 3 * forward_flops(c, num_steps, last_only=False, head_columns=head)
   infer = forward_flops(c, num_steps, last_only=True, head_columns=c.num_items + 1)
   return {"train": batch_size * train, "infer": batch_size * infer}
 
 
-def _batch(shape: Shape, batch_size: int, seed: int) -> dict[str, jax.Array]:
+def num_negatives(config: models.MnrConfig) -> int:
+  """The sampled softmax's negatives: the family's default share of the items."""
+  return next_item.num_negatives(config.num_items, None, family.NEGATIVE_FRACTION)
+
+
+def _batch(shape: Shape, batch_size: int, seed: int) -> dict[str, np.ndarray]:
   """Full-length random sequences: padding would not change the work done."""
   rng = np.random.default_rng(seed)
-  seq = rng.integers(1, shape.num_items + 1, (batch_size, shape.num_steps + 1))
-  return {"seq": jnp.asarray(seq, jnp.int32)}
+  return {"seq": rng.integers(1, shape.num_items + 1, (batch_size, shape.num_steps + 1),
+                              dtype=np.int32)}
 
 
 def train_step_fn(config: models.MnrConfig, loss: str,
-                  batch: dict[str, jax.Array]) -> Callable[[], jax.Array]:
-  """A closure running one jitted training step (value_and_grad + Adam
-  update) on its own state, returning the loss."""
-  task = task_lib.make_task(config, loss)
-  optimizer = optax.adam(1e-3)
-
-  def train_step(params, opt_state, batch, rng):
-    (value, _), grads = jax.value_and_grad(task.loss, has_aux=True)(params, batch, rng)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, value
-
-  step = jax.jit(train_step, donate_argnums=(0, 1))
-  params = task.init(jax.random.key(0))
-  state = [params, optimizer.init(params), 0]
-
-  def once():
-    params, opt_state, value = step(state[0], state[1], batch,
-                                    jax.random.key(state[2]))
-    state[:] = [params, opt_state, state[2] + 1]
-    return value
-
-  return once
+                  batch: dict[str, np.ndarray]) -> benchmark.TrainStep:
+  """The trainer's compiled training step of `config` on `batch`, on one device."""
+  task = next_item.make_task(family.next_item_model(config), loss=loss,
+                             negatives=num_negatives(config))
+  return benchmark.TrainStep(task, batch)
 
 
 def infer_fn(config: models.MnrConfig,
-             batch: dict[str, jax.Array]) -> Callable[[], jax.Array]:
+             batch: dict[str, np.ndarray]) -> Callable[[], jax.Array]:
   """A closure computing the jitted last-position scores [B, V]."""
   model = models.MemoryRecommender(config)
-  params = task_lib.make_task(config).init(jax.random.key(0))
+  params = family.next_item_model(config).init(jax.random.key(0))
   infer = jax.jit(lambda p, seq: models.last_scores(model, p, seq[:, :-1]))
-  return lambda: infer(params, batch["seq"])
+  seq = jax.device_put(batch["seq"])
+  return lambda: infer(params, seq)
 
 
 def run(shapes: Sequence[Shape], kinds: Sequence[str], slots: Sequence[int],
@@ -182,7 +165,7 @@ def run(shapes: Sequence[Shape], kinds: Sequence[str], slots: Sequence[int],
         fns[kind, "infer"] = infer_fn(config, batch)
         flops[kind, "infer"] = step_flops(config, shape.num_steps, batch_size,
                                           "full")["infer"]
-      for (kind, phase), ms in interleaved_ms(fns, repeats).items():
+      for (kind, phase), ms in benchmark.interleaved_ms(fns, repeats).items():
         log(f"{shape.name} {kind} m={m} {phase}: {ms:.2f} ms")
         records.append({"shape": shape.name, "kind": kind, "m": m, "phase": phase,
                         "ms": ms, "gflops": flops[kind, phase] / 1e9})
@@ -269,15 +252,9 @@ def write_report(out_dir: str, records: list[dict[str, Any]],
                  shapes: Sequence[Shape], settings: dict[str, Any]) -> dict[str, Any]:
   """Writes out_dir/bench_chunk.json and bench_chunk.png; returns the report."""
   add_speedups(records)
-  report = {
+  return benchmark.write_report(out_dir, "bench_chunk", {
       "settings": settings,
-      "device": str(jax.devices()[0].device_kind),
       "flops": "analytic, per batch; training = 3 x forward",
       "results": records,
       "target": target_bounds(records, {s.name: s.num_steps for s in shapes}),
-  }
-  os.makedirs(out_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "bench_chunk.json"), "w") as f:
-    json.dump(report, f, indent=1)
-  plot(records, os.path.join(out_dir, "bench_chunk.png"))
-  return report
+  }, lambda path: plot(records, path))

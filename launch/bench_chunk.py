@@ -4,8 +4,11 @@ r"""Benchmark of the chunk framework: training and inference time per model.
   python -m launch.bench_chunk --out=/tmp/quick --shapes=ml-10M --slots=2 \
       --kinds=srmn,tsc,floor --losses=sampled --repeats=2 --batch_size=8
 
-Writes OUT/bench_chunk.json (median ms, analytic FLOPs, speedup over SRMN, the
-target bound on TSC) and OUT/bench_chunk.png, and prints a table.
+Model sizes come from the CmnRec config (default configs/cmnrec.py: the
+paper's E=128, h=256, W=256, R=3), e.g. `--config.model.scan_unroll=2`; its
+kind and slots are replaced by --kinds and --slots. Writes OUT/bench_chunk.json
+(median ms, analytic FLOPs, speedup over SRMN, the target bound on TSC) and
+OUT/bench_chunk.png, and prints a table.
 """
 
 import dataclasses
@@ -15,7 +18,7 @@ from absl import flags
 
 from chunkmnr_jax import benchmark
 from chunkmnr_jax import models
-from launch import mnr_flags
+from launch import common
 from seqrec.errors import InputError
 
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
@@ -60,7 +63,7 @@ def main(argv):
   del argv
   try:
     settings = _settings()
-    base = models.MnrConfig(kind="srmn", num_items=1, **mnr_flags.sizes())
+    base = models.MnrConfig(num_items=1, **common.CONFIG.value.model.to_dict())
   except InputError as e:
     raise app.UsageError(str(e)) from None
   shapes = [benchmark.SHAPES[s] for s in settings["shapes"]]

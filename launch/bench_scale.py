@@ -67,9 +67,8 @@ def main(argv):
     config = nextitnet.NextItNetConfig(
         num_items=num_items, channels=_CHANNELS.value, dilations=dilations,
         vocab_multiple=vocab_multiple, dtype=_DTYPE.value)
-    task = pretrain.make_pretrain_task(
-        config, "causal", "sampled", negative_fraction=_NUM_NEGATIVES.value / num_items)
-    return task, pretrain.PARAM_RULES
+    return pretrain.make_pretrain_task(config, "causal", "sampled",
+                                       negatives=_NUM_NEGATIVES.value)
 
   records = benchmark.scale(
       make_task, catalogs, devices, batch_size=_BATCH_SIZE.value, seq_len=_SEQ_LEN.value,
@@ -79,7 +78,7 @@ def main(argv):
               "dilations": list(dilations), "num_negatives": _NUM_NEGATIVES.value,
               "batch_size": _BATCH_SIZE.value, "seq_len": _SEQ_LEN.value,
               "repeats": _REPEATS.value, "dtype": _DTYPE.value}
-  benchmark.write_report(_OUT.value, records, settings)
+  benchmark.write_scale_report(_OUT.value, records, settings)
   print(benchmark.table(records))
   print(f"wrote {os.path.join(_OUT.value, 'bench_scale.json')} and bench_scale.png")
 

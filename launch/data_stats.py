@@ -1,17 +1,18 @@
 """Prints dataset statistics in the style of Table 1 of the CmnRec paper.
 
-  python -m launch.data_stats --dataset=recbole:../shared/data/ml-100k
-  python -m launch.data_stats --dataset=synthetic --synthetic_users=10000
+  python -m launch.data_stats --config.dataset=recbole:../shared/data/ml-100k
+  python -m launch.data_stats --config.synthetic.num_users=10000
 
-Flags (--dataset, --synthetic_*, --seed) are the common ones of `launch.common`.
+Reads the data of an experiment config (`--config`, default configs/cmnrec.py):
+config.dataset and, for synthetic data, config.synthetic.
 """
 
 from __future__ import annotations
 
-from absl import app
 import numpy as np
 
 from launch import common
+from seqrec import experiment
 from seqrec.interactions import Interactions
 
 
@@ -35,9 +36,8 @@ def statistics(data: Interactions) -> dict[str, int | float]:
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  data = common.load_interactions()
+  del argv
+  data = experiment.load_data(common.CONFIG.value)
   print(f"{'dataset':<14}{data.name}")
   for name, value in statistics(data).items():
     print(f"{name:<14}{value:.2f}" if isinstance(value, float)

@@ -1,11 +1,11 @@
 r"""Aggregates results.json files into a markdown table: mean ± std over seeds.
 
-  python -m launch.summarize --runs='/tmp/sweep/*' --group=model,memory_slots \
+  python -m launch.summarize --runs='/tmp/sweep/*' --group=model.kind,model.memory_slots \
       --metrics=test/mrr@5,test/hr@5,test/ndcg@5,test/mrr@20
 
-Runs are grouped by the values of the --group flags recorded in each
-results.json ("flags" section, or a top-level key); every other difference
-(seed, workdir) is what the spread is over.
+Runs are grouped by the values of the --group keys recorded in each
+results.json: config keys, dotted ("model.kind"), or top-level keys ("method");
+every other difference (seed, workdir) is what the spread is over.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 from absl import app, flags
 
 RUNS = flags.DEFINE_string("runs", None, "Glob of run workdirs.", required=True)
-GROUP = flags.DEFINE_list("group", ["model"], "Flags that identify a configuration.")
+GROUP = flags.DEFINE_list("group", ["model.kind"],
+                          "Config keys that identify a configuration.")
 METRICS = flags.DEFINE_list("metrics", ["test/mrr@5", "test/hr@5", "test/ndcg@5"],
                             "split/metric or top-level keys to report.")
 OUT = flags.DEFINE_string("out", None, "Also write the aggregated rows as JSON here.")
@@ -28,11 +29,16 @@ def _value(results: dict, key: str):
   node = results
   for part in key.split("/"):
     node = node[part]
-  return node
+  return tuple(node) if isinstance(node, list) else node
 
 
 def _group_value(results: dict, name: str):
-  return results.get("flags", {}).get(name, results.get(name))
+  node = results.get("config", {})
+  for part in name.split("."):
+    if not isinstance(node, dict) or part not in node:
+      return results.get(name)
+    node = node[part]
+  return tuple(node) if isinstance(node, list) else node
 
 
 def summarize(paths: list[str], group: list[str], metrics: list[str]) -> list[dict]:

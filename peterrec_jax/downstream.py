@@ -87,7 +87,7 @@ def target_item_mask(data: Interactions,
                        "so no target domain can be formed")
     unknown = [g for g in held_out_genres if g not in data.genre_names]
     if unknown or not held_out_genres:
-      raise InputError(f"--held_out_genres={','.join(held_out_genres)}: unknown "
+      raise InputError(f"config.held_out_genres={','.join(held_out_genres)}: unknown "
                        f"genre(s) {unknown}; {data.name} has {list(data.genre_names)}")
     columns = [data.genre_names.index(g) for g in held_out_genres]
     mask = data.item_genres[:, columns].any(axis=1)
@@ -112,7 +112,7 @@ def source_sequences(data: Interactions,
 def _profile_labels(data: Interactions, task: str) -> tuple[np.ndarray, tuple[str, ...]]:
   """int64 [U] labels (-1 missing) and the class names."""
   if task not in data.user_features:
-    raise InputError(f"--task={task}: {data.name} has no user feature {task!r}")
+    raise InputError(f"config.task={task}: {data.name} has no user feature {task!r}")
   values = data.user_features[task]
   if task == "age":
     return age_bucket(values), AGE_BUCKETS
@@ -129,7 +129,7 @@ def _split_users(users: np.ndarray, fractions: Sequence[float], seed: int,
   n_valid = int(round(fractions[1] * len(users)))
   parts = np.split(order, [n_train, n_train + n_valid])
   if any(len(p) == 0 for p in parts):
-    raise InputError(f"--task={task}: {len(users)} usable users cannot fill "
+    raise InputError(f"config.task={task}: {len(users)} usable users cannot fill "
                      f"train/valid/test with fractions {tuple(fractions)}")
   return parts
 
@@ -157,9 +157,9 @@ def build_downstream(data: Interactions, source: UserSequences, task: str, *,
     counted in `stats`, not errors.
   """
   if task not in TASKS:
-    raise InputError(f"--task={task!r}: must be one of {TASKS}")
+    raise InputError(f"config.task={task!r}: must be one of {TASKS}")
   if max_len < 1 or min_source_len < 1:
-    raise InputError(f"--max_len={max_len}, --min_source_len={min_source_len}: "
+    raise InputError(f"config.max_len={max_len}, config.min_source_len={min_source_len}: "
                      "must be positive")
   source_len = np.zeros(data.num_users, np.int64)
   source_len[source.users] = [len(s) for s in source.items]

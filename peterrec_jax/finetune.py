@@ -7,23 +7,33 @@ recommendation). Which parameters train is data: `METHODS` maps each method to
 regular expressions over "/"-joined parameter paths (big_vision style).
 Batches are {"seq": int32 [B, L] left-padded source items (no [CLS]; the model
 adds it), "label": int32 [B] class id in 0..K-1 or target item id in 1..T}.
+As a model family ("peterrec"), `build` reads config.pretrained, config.task,
+config.method, config.patch, config.patch_dim, config.pooling, config.loss
+("softmax" or "bce") and config.min_source_len.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
+import numpy as np
 import optax
+from absl import logging
 from flax import traverse_util
 
+from peterrec_jax import downstream, pretrain
 from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, last_block, weight_init
-from seqrec import losses, mesh, metrics
+from seqrec import checkpoint, losses, mesh, metrics, next_item, workdir
 from seqrec.errors import InputError
-from seqrec.task import Batch, Params, Task
+from seqrec.interactions import Interactions
+from seqrec.task import Batch, Experiment, Params, Task
 
 KINDS = ("classification", "recommendation")
 POOLINGS = ("cls", "mean")
@@ -70,7 +80,7 @@ def param_rules(kind: str) -> tuple[tuple[str, jax.sharding.PartitionSpec], ...]
 def trainable_patterns(method: str, config: NextItNetConfig) -> tuple[str, ...]:
   """The trainable regexes of `method` for this network."""
   if method not in METHODS:
-    raise InputError(f"--method={method!r}: must be one of {tuple(METHODS)}")
+    raise InputError(f"config.method={method!r}: must be one of {tuple(METHODS)}")
   last = str(last_block(config))
   return tuple(p.replace("{last}", last) for p in METHODS[method].trainable)
 
@@ -185,7 +195,8 @@ def sampled_metrics(scores: jax.Array, labels: jax.Array, keys: jax.Array,
 
 
 def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
-                       method: str = "peterrec", pretrained: Params | None = None,
+                       method: str = "peterrec",
+                       pretrained: Callable[[], Params] | None = None,
                        pooling: str = "cls", loss: str = "softmax", l2: float = 0.02,
                        eval_seed: int = 0) -> Task:
   """The fine-tuning `Task`.
@@ -196,9 +207,11 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
       "recommendation" (num_labels target items, labels 1..T, 0 unused).
     num_labels: K or T.
     method: a key of `METHODS`.
-    pretrained: pretrained parameters (`{"params": ...}`), restored into the
-      trunk by path (`restore_pretrained`); required unless the method trains
-      from scratch, ignored when it does.
+    pretrained: loads the pretrained parameters (`{"params": ...}`), which
+      the task's warm start restores into the trunk by path
+      (`restore_pretrained`); required unless the method trains from
+      scratch, ignored when it does. The trainer calls it only for a fresh
+      run, never on resume.
     pooling: "cls" or "mean" (`UserModel.represent`).
     loss: recommendation only: "softmax" over all target items, or "bce", the
       reference's binary cross-entropy of the label against one uniformly
@@ -213,17 +226,18 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
     candidates, as in the reference.
   """
   config.validate()
-  for flag, value, allowed in (("--task_kind", kind, KINDS), ("--pooling", pooling, POOLINGS),
-                               ("--finetune_loss", loss, LOSSES)):
+  for flag, value, allowed in (("task kind", kind, KINDS),
+                               ("config.pooling", pooling, POOLINGS),
+                               ("config.loss", loss, LOSSES)):
     if value not in allowed:
       raise InputError(f"{flag}={value!r}: must be one of {allowed}")
   trainable = trainable_patterns(method, config)
   if method == "peterrec" and config.patch is None:
-    raise InputError("--method=peterrec needs model patches: set --patch to "
-                     "serial or parallel")
+    raise InputError("config.method=peterrec needs model patches: set config.patch "
+                     "to serial or parallel")
   if METHODS[method].pretrained and pretrained is None:
-    raise InputError(f"--method={method} fine-tunes a pretrained model: give its "
-                     "checkpoint (or use --method=scratch)")
+    raise InputError(f"config.method={method} fine-tunes a pretrained model: give its "
+                     "workdir as config.pretrained (or use config.method=scratch)")
   classify = kind == "classification"
   if num_labels < 2:
     raise InputError(f"{kind} task with {num_labels} labels")
@@ -232,10 +246,11 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
                     pooling)
 
   def init(rng: jax.Array) -> Params:
-    params = model.init(rng, jnp.ones((1, 2), jnp.int32))
-    if METHODS[method].pretrained:
-      params = restore_pretrained(params, pretrained)
-    return params
+    return model.init(rng, jnp.ones((1, 2), jnp.int32))
+
+  warm_start = None
+  if METHODS[method].pretrained:
+    warm_start = lambda params: restore_pretrained(params, pretrained())
 
   def bce(params: Params, user: jax.Array, labels: jax.Array, rng: jax.Array) -> jax.Array:
     head = params["params"]["head"]
@@ -271,4 +286,57 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
             **sampled_metrics(scores, labels, _example_keys(batch, eval_seed),
                               vocab_size)}
 
-  return Task(init=init, loss=loss_fn, evaluate=evaluate, trainable=trainable)
+  return Task(init=init, loss=loss_fn, evaluate=evaluate, trainable=trainable,
+              param_rules=param_rules(kind), warm_start=warm_start)
+
+
+def build(config: Any, data: Interactions) -> Experiment:
+  """Fine-tuning on config.task from the pretraining workdir config.pretrained.
+
+  The backbone is rebuilt from that workdir's config.json and checked against
+  its items.npy: the source sequences of `data` must give the same raw item
+  ids in the same order. A pretraining run that did not finish (no
+  results.json) is refused unless config.allow_unfinished.
+  """
+  if not config.pretrained:
+    raise InputError("config.pretrained is empty: give the workdir of a nextitnet "
+                     "pretraining run")
+  setting = f"config.pretrained={config.pretrained}"
+  pretrained, items = workdir.load(config.pretrained, "config.pretrained")
+  if pretrained.get("family") != "nextitnet":
+    raise InputError(f"{setting} is a {pretrained.get('family')!r} workdir; fine-tuning "
+                     "needs a nextitnet pretraining workdir")
+  if not (config.allow_unfinished or
+          os.path.exists(os.path.join(config.pretrained, "results.json"))):
+    raise InputError(f"{setting}: the pretraining run has not finished (no results.json); "
+                     "finish it or set config.allow_unfinished=True")
+  pretrained = ml_collections.ConfigDict(pretrained)
+  source = downstream.source_sequences(
+      data, tuple(pretrained.held_out_genres), min_item_count=pretrained.min_item_count,
+      min_user_count=pretrained.min_user_count)
+  if not np.array_equal(next_item.vocabulary(data, source.item_index), items):
+    raise InputError(f"{setting} was pretrained on other items than config.dataset="
+                     f"{config.dataset} gives (its items.npy differs)")
+  task_data = downstream.build_downstream(
+      data, source, config.task, max_len=config.max_len,
+      min_source_len=config.min_source_len,
+      held_out_genres=tuple(pretrained.held_out_genres), seed=config.seed)
+  logging.info("task %s: %s", config.task, task_data.stats)
+  patched = config.method == "peterrec"
+  # The item tables keep the pretrained padding: the embedding must keep its shape.
+  network = dataclasses.replace(
+      pretrain.network_config(pretrained, source.num_items),
+      patch=config.patch if patched else None,
+      patch_dim=config.patch_dim if patched else None, dtype=config.dtype)
+  task = make_finetune_task(
+      network, task_data.kind, task_data.num_labels, method=config.method,
+      pretrained=lambda: checkpoint.restore_params(config.pretrained),
+      pooling=config.pooling, loss=config.loss, eval_seed=config.seed)
+  classify = task_data.kind == "classification"
+  return Experiment(
+      task=task, train=task_data.train.batch(),
+      eval={"valid": task_data.valid.batch(), "test": task_data.test.batch()},
+      items=np.asarray(task_data.label_names, dtype=str),
+      report=("accuracy",) if classify else ("ndcg@10", "hr@10", "sampled_hr@5"),
+      info={"task": config.task, "method": config.method, "data_stats": task_data.stats,
+            "patch": network.patch, "patch_dim": network.bottleneck if patched else None})

@@ -90,18 +90,18 @@ class NextItNetConfig:
     if self.num_items < 2:
       raise InputError(f"num_items={self.num_items}: need at least 2 items")
     if self.channels < 1:
-      raise InputError(f"--channels={self.channels}: must be positive")
+      raise InputError(f"config.model.channels={self.channels}: must be positive")
     if self.kernel_size < 1:
-      raise InputError(f"--kernel_size={self.kernel_size}: must be positive")
+      raise InputError(f"config.model.kernel_size={self.kernel_size}: must be positive")
     if not self.dilations or min(self.dilations) < 1:
-      raise InputError(f"--dilations={list(self.dilations)}: need at least one "
+      raise InputError(f"config.model.dilations={list(self.dilations)}: need at least one "
                        "block and every dilation positive")
     if self.patch is not None and self.patch not in PATCH_KINDS:
-      raise InputError(f"--patch={self.patch!r}: must be one of {PATCH_KINDS} or none")
+      raise InputError(f"config.patch={self.patch!r}: must be one of {PATCH_KINDS} or none")
     if self.patch_dim is not None and self.patch_dim < 1:
-      raise InputError(f"--patch_dim={self.patch_dim}: must be positive")
+      raise InputError(f"config.patch_dim={self.patch_dim}: must be positive")
     if self.vocab_multiple < 1:
-      raise InputError(f"--vocab_multiple={self.vocab_multiple}: must be positive")
+      raise InputError(f"config.vocab_multiple={self.vocab_multiple}: must be positive")
     precision.compute_dtype(self.dtype)  # InputError on an unknown --dtype
     return self
 

@@ -6,22 +6,28 @@ Two modes, as in the PeterRec reference:
 - "masked" (GRec-style, "PeterRec_noncau"): "same" convolutions; 30% of the
   real positions are corrupted (80% mask token, 10% kept, 10% a random item)
   and predicted.
-Batches are {"seq": int32 [B, L]}, left-padded with 0.
+Batches are {"seq": int32 [B, L]}, left-padded with 0. As a model family
+("nextitnet"), `build` reads config.model (channels, dilations, kernel_size),
+config.mode, config.held_out_genres, config.mask_prob and config.max_masked.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from peterrec_jax import downstream
 from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, weight_init
-from seqrec import losses, mesh, metrics
+from seqrec import mesh, next_item
 from seqrec.errors import InputError
-from seqrec.task import Batch, Params, Task
+from seqrec.interactions import Interactions
+from seqrec.task import Experiment, Params, Task
 
 MODES = ("causal", "masked")
-LOSSES = ("full", "sampled")
+NEGATIVE_FRACTION = 0.2
 # Item embedding rows and output-layer columns split over the `model` axis.
 PARAM_RULES = mesh.item_table_rules(["params/embed/embedding"], ["params/output"])
 
@@ -86,14 +92,9 @@ def corrupt(rng: jax.Array, seq: jax.Array, config: NextItNetConfig,
   return inputs.astype(seq.dtype), chosen
 
 
-def num_sampled_negatives(num_items: int, fraction: float) -> int:
-  """Shared negatives per step of the sampled softmax: `fraction` of the items."""
-  return max(1, int(round(fraction * num_items)))
-
-
 def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
                        loss: str = "full", *, mask_prob: float = 0.3,
-                       max_masked: int = 30, negative_fraction: float = 0.2) -> Task:
+                       max_masked: int = 30, negatives: int | None = None) -> Task:
   """The pretraining `Task`.
 
   Args:
@@ -101,8 +102,8 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
       convolution would see the next-item target; a causal one cannot use the
       right context that masked pretraining is for).
     mode: "causal" or "masked".
-    loss: "full" softmax or "sampled" softmax with `negative_fraction` of the
-      items as shared negatives (the reference default: 20%).
+    loss: one of `next_item.LOSSES`; "sampled" shares `negatives` negatives per
+      step (default 20% of the items, the reference's).
     mask_prob, max_masked: corruption of masked pretraining (`corrupt`).
   Returns:
     A Task over batches {"seq": int32 [B, L]}. `evaluate` ranks every item for
@@ -114,56 +115,55 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
   """
   config.validate()
   if mode not in MODES:
-    raise InputError(f"--pretrain_mode={mode!r}: must be one of {MODES}")
-  if loss not in LOSSES:
-    raise InputError(f"--loss={loss!r}: must be one of {LOSSES}")
+    raise InputError(f"config.mode={mode!r}: must be one of {MODES}")
   if config.causal != (mode == "causal"):
-    raise InputError(f"--pretrain_mode={mode} needs causal={mode == 'causal'} "
+    raise InputError(f"config.mode={mode} needs causal={mode == 'causal'} "
                      f"convolutions, got causal={config.causal}")
   if not 0.0 < mask_prob <= 1.0 or max_masked < 1:
-    raise InputError(f"mask_prob={mask_prob}, max_masked={max_masked}: need "
-                     "0 < mask_prob <= 1 and max_masked >= 1")
+    raise InputError(f"config.mask_prob={mask_prob}, config.max_masked={max_masked}: "
+                     "need 0 < mask_prob <= 1 and max_masked >= 1")
   model = NextItNetLM(config)
-  num_negatives = num_sampled_negatives(config.num_items, negative_fraction)
-  vocab_size = config.num_items + 1
 
-  def init(rng: jax.Array) -> Params:
-    return model.init(rng, jnp.ones((1, 2), jnp.int32), method=NextItNetLM.logits)
-
-  def objective(params: Params, hidden: jax.Array, targets: jax.Array,
-                weights: jax.Array, rng: jax.Array) -> jax.Array:
+  def head(params: Params) -> tuple[jax.Array, jax.Array]:
     output = params["params"]["output"]
-    if loss == "full":
-      return losses.softmax_cross_entropy(hidden, output["kernel"], output["bias"],
-                                          targets, weights, vocab_size)
-    return losses.sampled_softmax_cross_entropy(
-        hidden, output["kernel"], output["bias"], targets, weights, num_negatives, rng,
-        vocab_size)
+    return output["kernel"], output["bias"]
 
-  def loss_fn(params: Params, batch: Batch, rng: jax.Array
-              ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    seq = batch["seq"]
-    if mode == "causal":
-      inputs, targets = seq[:, :-1], seq[:, 1:]
-      # A target whose whole context is padding carries no sequence signal.
-      weights = (inputs != 0) & (targets != 0)
-    else:
-      corrupt_rng, rng = jax.random.split(rng)
-      inputs, weights = corrupt(corrupt_rng, seq, config, mask_prob, max_masked)
-      targets = seq
-    hidden = model.apply(params, inputs)
-    value = objective(params, hidden, targets, weights, rng)
-    return value, {"targets_per_row": jnp.mean(jnp.sum(weights, axis=1, dtype=jnp.float32))}
+  def masked(rng: jax.Array, seq: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    inputs, chosen = corrupt(rng, seq, config, mask_prob, max_masked)
+    return inputs, seq, chosen
 
-  def evaluate(params: Params, batch: Batch) -> dict[str, jax.Array]:
-    seq = batch["seq"]
-    if mode == "causal":
-      inputs = seq[:, :-1]
-    else:
-      inputs = seq.at[:, -1].set(config.mask_id)
-    hidden = model.apply(params, inputs)[:, -1]
-    output = params["params"]["output"]
-    scores = losses.logits(hidden, output["kernel"], output["bias"], vocab_size)
-    return metrics.full_ranking(scores, seq[:, -1])
+  lm = next_item.NextItemModel(
+      init=lambda rng: model.init(rng, jnp.ones((1, 2), jnp.int32),
+                                  method=NextItNetLM.logits),
+      hidden=lambda params, inputs, train, rng: model.apply(params, inputs),
+      head=head, vocab_size=config.num_items + 1)
+  causal = mode == "causal"
+  return next_item.make_task(
+      lm, loss=loss, param_rules=PARAM_RULES,
+      negatives=next_item.num_negatives(config.num_items, negatives, NEGATIVE_FRACTION),
+      corrupt=None if causal else masked,
+      eval_inputs=None if causal else lambda seq: seq.at[:, -1].set(config.mask_id))
 
-  return Task(init=init, loss=loss_fn, evaluate=evaluate)
+
+def network_config(config: Any, num_items: int) -> NextItNetConfig:
+  """The backbone of an experiment config (config.model, config.mode)."""
+  model = config.model
+  return NextItNetConfig(
+      num_items=num_items, channels=model.channels, dilations=tuple(model.dilations),
+      kernel_size=model.kernel_size, causal=config.mode == "causal",
+      vocab_multiple=config.vocab_multiple or config.model_parallel,
+      dtype=config.dtype).validate()
+
+
+def build(config: Any, data: Interactions) -> Experiment:
+  """Pretraining on the source domain: items of config.held_out_genres (or of
+  the data's second domain) are left out, so a cross-domain task's targets
+  are never seen here."""
+  seqs = downstream.source_sequences(
+      data, tuple(config.held_out_genres), min_item_count=config.min_item_count,
+      min_user_count=config.min_user_count)
+  splits = next_item.split(config, seqs)
+  task = make_pretrain_task(network_config(config, seqs.num_items), config.mode,
+                            config.loss, mask_prob=config.mask_prob,
+                            max_masked=config.max_masked, negatives=config.num_negatives)
+  return next_item.experiment(task, data, seqs, splits)

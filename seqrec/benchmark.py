@@ -1,4 +1,9 @@
-"""Benchmark helpers: step timing, and how training scales with the item catalog.
+"""The benchmark harness, and how training scales with the item catalog.
+
+The harness every benchmark uses: `interleaved_ms` (round-robin timing, so
+ratios share the machine load), `TrainStep` (the trainer's own compiled train
+step on a fixed batch), `xla_memory` (XLA's memory analysis of a compiled
+step) and `write_report` (JSON written whole, plus a plot).
 
 `scale` measures the real train step of `seqrec.trainer.Trainer` for a task
 over catalogs of growing size on 1..N devices, data parallel (item tables
@@ -12,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import re
 import statistics
@@ -22,15 +26,16 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 from flax import traverse_util
-from jax.sharding import PartitionSpec as P
 
-from seqrec.task import Task
+from seqrec import workdir
+from seqrec.task import Arrays, Task
 from seqrec.trainer import TrainConfig, Trainer
 
-# (task, param_rules) for a catalog of `num_items` items whose tables are
-# padded to a multiple of `vocab_multiple`.
-TaskFactory = Callable[[int, int], tuple[Task, tuple[tuple[str, P], ...]]]
+# The task of a catalog of `num_items` items whose tables are padded to a
+# multiple of `vocab_multiple`.
+TaskFactory = Callable[[int, int], Task]
 _MB = 2.0**20
+XLA_MEMORY = ("argument", "output", "alias", "temp", "generated_code", "peak_memory")
 
 
 def interleaved_ms(fns: dict[Any, Callable[[], Any]], repeats: int) -> dict[Any, float]:
@@ -55,6 +60,60 @@ def median_ms(fn: Callable[[], Any], repeats: int) -> float:
   """Median wall time of `fn()` in ms, after one untimed warm-up call (which
   compiles, unless compiled ahead of time)."""
   return interleaved_ms({"fn": fn}, repeats)["fn"]
+
+
+def xla_memory(compiled: Any) -> dict[str, float | None]:
+  """MB of XLA's argument / output / alias / temp / code / peak buffers of a
+  compiled program ("xla_<name>_mb"); None where the backend reports nothing."""
+  try:
+    stats = compiled.memory_analysis()
+  except NotImplementedError:  # not every backend implements it
+    stats = None
+  out = {}
+  for name in XLA_MEMORY:
+    field = name if name == "peak_memory" else f"{name}_size"
+    value = getattr(stats, f"{field}_in_bytes", None)
+    out[f"xla_{name}_mb"] = None if value is None else value / _MB
+  return out
+
+
+class TrainStep:
+  """The trainer's train step for `task`, compiled ahead of time on one batch.
+
+  Calling it runs one step (the state is donated and rebound) and returns the
+  step's metrics, so `interleaved_ms` times exactly what `seqrec.trainer.train`
+  runs: gradients of the trainable subset, the freezing optimizer, shardings.
+  """
+
+  def __init__(self, task: Task, data: Arrays, *, seed: int = 0, num_devices: int = 1,
+               model_parallel: int = 1):
+    batch_size = len(next(iter(data.values())))
+    self.trainer = Trainer(task, TrainConfig(
+        workdir="", num_steps=1, batch_size=batch_size, seed=seed,
+        num_devices=num_devices, model_parallel=model_parallel))
+    self.state = self.trainer.fresh_state(warm_start=True)
+    self.batch = self.trainer.train_batch(data, 0)
+    tick = time.perf_counter()
+    with jax.set_mesh(self.trainer.mesh):
+      self.compiled = self.trainer.train_step.lower(self.state, self.batch).compile()
+    self.compile_seconds = time.perf_counter() - tick
+
+  def __call__(self) -> dict[str, jax.Array]:
+    self.state, metrics = self.compiled(self.state, self.batch)
+    return metrics
+
+
+def write_report(out_dir: str, name: str, report: dict[str, Any],
+                 plot: Callable[[str], None] | None = None) -> dict[str, Any]:
+  """Writes out_dir/NAME.json (whole or not at all) and, with `plot`,
+  out_dir/NAME.png by calling plot(path). The report gains the device kind."""
+  report = {**report, "device": str(jax.devices()[0].device_kind),
+            "device_count": jax.device_count(), "jax_version": jax.__version__}
+  os.makedirs(out_dir, exist_ok=True)
+  workdir.write_json(os.path.join(out_dir, f"{name}.json"), report)
+  if plot is not None:
+    plot(os.path.join(out_dir, f"{name}.png"))
+  return report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,46 +152,30 @@ def measure(make_task: TaskFactory, case: Case, *, batch_size: int, seq_len: int
   """Times one case's train step and reads its per-device memory.
 
   Args:
-    make_task: builds the task and its sharding rules.
+    make_task: builds the task (with its sharding rules).
     case: catalog and mesh.
     batch_size, seq_len: global batch of random item sequences [B, L].
     repeats: timed steps, after the ahead-of-time compile and one warm-up step.
   Returns:
     The case, median step ms, examples/s and MB per device: parameters,
     optimizer state, the item tables among the parameters (those the rules
-    split) and XLA's argument / output / temp buffers of the step.
+    split) and XLA's buffers of the step.
   """
-  task, rules = make_task(case.num_items, case.model_parallel)
-  config = TrainConfig(workdir="", num_steps=1, batch_size=batch_size, seed=seed,
-                       num_devices=case.num_devices, model_parallel=case.model_parallel,
-                       param_rules=rules)
-  trainer = Trainer(task, config)
-  state = trainer.fresh_state()
+  task = make_task(case.num_items, case.model_parallel)
   rng = np.random.default_rng(seed)
   data = {"seq": rng.integers(1, case.num_items + 1, (batch_size, seq_len), np.int32)}
-  batch = trainer.train_batch(data, 0)
-  with jax.set_mesh(trainer.mesh):
-    compiled = trainer.train_step.lower(state, batch).compile()
-  device = trainer.mesh.devices.flat[0]
+  step = TrainStep(task, data, seed=seed, num_devices=case.num_devices,
+                   model_parallel=case.model_parallel)
+  device = step.trainer.mesh.devices.flat[0]
   tables = {path: leaf for path, leaf in
-            traverse_util.flatten_dict(state.params, sep="/").items()
-            if any(re.fullmatch(pattern, path) for pattern, _ in rules)}
+            traverse_util.flatten_dict(step.state.params, sep="/").items()
+            if any(re.fullmatch(pattern, path) for pattern, _ in task.param_rules)}
   memory = {
-      "param_mb": device_bytes(state.params, device) / _MB,
-      "opt_state_mb": device_bytes(state.opt_state, device) / _MB,
+      "param_mb": device_bytes(step.state.params, device) / _MB,
+      "opt_state_mb": device_bytes(step.state.opt_state, device) / _MB,
       "item_table_param_mb": device_bytes(tables, device) / _MB,
+      **xla_memory(step.compiled),
   }
-  stats = compiled.memory_analysis()
-  if stats is not None:  # not every backend reports it
-    memory.update(xla_argument_mb=stats.argument_size_in_bytes / _MB,
-                  xla_output_mb=stats.output_size_in_bytes / _MB,
-                  xla_temp_mb=stats.temp_size_in_bytes / _MB)
-
-  def step():
-    nonlocal state
-    state, metrics = compiled(state, batch)  # the state is donated
-    return metrics
-
   ms = median_ms(step, repeats)
   return {**dataclasses.asdict(case), "step_ms": ms,
           "examples_per_second": 1e3 * batch_size / ms, **memory}
@@ -145,7 +188,7 @@ def scale(make_task: TaskFactory, catalogs: Sequence[int], device_counts: Sequen
   not fit `budget_bytes` of host memory (all fake devices share it)."""
   records = []
   for case in cases(catalogs, device_counts):
-    task, _ = make_task(case.num_items, case.model_parallel)
+    task = make_task(case.num_items, case.model_parallel)
     need = host_bytes(jax.eval_shape(task.init, jax.random.key(0)), case)
     if need > budget_bytes:
       log(f"skip {case}: needs ~{need / 2**30:.1f} GiB > budget")
@@ -167,7 +210,7 @@ def table(records: Sequence[dict[str, Any]], header: bool = True) -> str:
     if "skipped" in r:
       lines.append(f"{case} skipped ({r['skipped']})")
       continue
-    temp = r.get("xla_temp_mb", float("nan"))
+    temp = r["xla_temp_mb"] if r.get("xla_temp_mb") is not None else float("nan")
     lines.append(f"{case} {r['step_ms']:>9.1f} {r['param_mb']:>9.2f} "
                  f"{r['opt_state_mb']:>9.2f} {r['item_table_param_mb']:>9.2f} {temp:>11.2f}")
   return "\n".join(lines)
@@ -210,13 +253,8 @@ def plot(records: Sequence[dict[str, Any]], path: str) -> None:
   plt.close(fig)
 
 
-def write_report(out_dir: str, records: list[dict[str, Any]],
-                 settings: dict[str, Any]) -> dict[str, Any]:
+def write_scale_report(out_dir: str, records: list[dict[str, Any]],
+                       settings: dict[str, Any]) -> dict[str, Any]:
   """Writes out_dir/bench_scale.json and bench_scale.png; returns the report."""
-  report = {"settings": settings, "device": str(jax.devices()[0].device_kind),
-            "results": records}
-  os.makedirs(out_dir, exist_ok=True)
-  with open(os.path.join(out_dir, "bench_scale.json"), "w") as f:
-    json.dump(report, f, indent=1)
-  plot(records, os.path.join(out_dir, "bench_scale.png"))
-  return report
+  return write_report(out_dir, "bench_scale", {"settings": settings, "results": records},
+                      lambda path: plot(records, path))

@@ -98,3 +98,26 @@ def sampled_softmax_cross_entropy(hidden: jax.Array, kernel: jax.Array,
   neg_scores = jnp.where(negatives == targets[..., None], -jnp.inf, neg_scores)
   all_scores = jnp.concatenate([pos_scores[..., None], neg_scores], axis=-1)
   return _weighted_mean(jax.nn.logsumexp(all_scores, axis=-1) - pos_scores, weights)
+
+
+def binary_cross_entropy(hidden: jax.Array, kernel: jax.Array, bias: jax.Array | None,
+                         targets: jax.Array, weights: jax.Array, rng: jax.Array,
+                         vocab_size: int | None = None) -> jax.Array:
+  """SASRec's original loss: each target against one negative, binary CE.
+
+  The negative of every position is drawn uniformly from the items 1..V-1
+  other than its target. Only the two gathered columns are scored.
+
+  Shapes as in `softmax_cross_entropy`; returns the scalar weighted mean loss.
+  """
+  vocab_size = vocab_size or kernel.shape[1]
+  draws = jax.random.randint(rng, targets.shape, 1, vocab_size - 1)
+  negatives = draws + (draws >= targets)  # skips the target, no rejection loop
+  columns = jnp.stack([targets, negatives], axis=-1)  # [..., 2]
+  vectors = jnp.take(kernel.T, columns, axis=0).astype(hidden.dtype)  # [..., 2, D]
+  scores = jnp.einsum("...d,...kd->...k", hidden, vectors,
+                      preferred_element_type=jnp.float32)
+  if bias is not None:
+    scores = scores + jnp.take(bias, columns).astype(jnp.float32)
+  values = jax.nn.softplus(-scores[..., 0]) + jax.nn.softplus(scores[..., 1])
+  return _weighted_mean(values, weights)

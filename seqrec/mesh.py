@@ -35,10 +35,10 @@ def make_mesh(num_devices: int | None = None, model_parallel: int = 1) -> Mesh:
     raise InputError(f"asked for {num_devices} devices but only {len(devices)} exist")
   if jax.process_count() > 1 and num_devices != len(devices):
     # A mesh over the first devices would leave later processes without any.
-    raise InputError(f"--num_devices={num_devices}: a run of {jax.process_count()} "
+    raise InputError(f"config.num_devices={num_devices}: a run of {jax.process_count()} "
                      f"processes uses all {len(devices)} devices")
   if model_parallel < 1 or num_devices % model_parallel:
-    raise InputError(f"--model_parallel={model_parallel} must divide the device "
+    raise InputError(f"config.model_parallel={model_parallel} must divide the device "
                      f"count {num_devices}")
   grid = np.asarray(devices[:num_devices]).reshape(-1, model_parallel)
   return Mesh(grid, (DATA, MODEL))
@@ -53,7 +53,7 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def check_batch_size(batch_size: int, mesh: Mesh, flag: str = "--batch_size") -> None:
+def check_batch_size(batch_size: int, mesh: Mesh, flag: str = "config.batch_size") -> None:
   data_size = mesh.shape[DATA]
   if batch_size % data_size:
     raise InputError(f"{flag}={batch_size} is not divisible by the {data_size} "
@@ -114,8 +114,8 @@ def _check_even(path: str, shape: tuple[int, ...], partition: P, mesh: Mesh) -> 
     if size % parts:
       raise InputError(f"parameter {path} has {size} entries along dimension {dim}, "
                        f"not divisible by the {parts} devices of mesh axis {axes}; "
-                       "pad the item vocabulary to a multiple of --model_parallel "
-                       "(--vocab_multiple)")
+                       "pad the item vocabulary to a multiple of config.model_parallel "
+                       "(config.vocab_multiple)")
 
 
 def pad_to_multiple(size: int, multiple: int) -> int:

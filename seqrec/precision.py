@@ -17,5 +17,5 @@ DTYPES = ("float32", "bfloat16")
 def compute_dtype(name: str) -> jnp.dtype:
   """The dtype called `name`, one of DTYPES."""
   if name not in DTYPES:
-    raise InputError(f"--dtype={name!r}: must be one of {DTYPES}")
+    raise InputError(f"config.dtype={name!r}: must be one of {DTYPES}")
   return jnp.dtype(name)

@@ -129,9 +129,9 @@ def windows(seq: np.ndarray, max_len: int, min_len: int) -> list[np.ndarray]:
 
 def _check_lengths(max_len: int, min_len: int) -> None:
   if max_len < 2:
-    raise InputError(f"--max_len={max_len}: must be at least 2 (one input and one target)")
+    raise InputError(f"config.max_len={max_len}: must be at least 2 (one input and one target)")
   if not 2 <= min_len <= max_len:
-    raise InputError(f"min_len={min_len}: must be in [2, max_len={max_len}]")
+    raise InputError(f"config.min_len={min_len}: must be in [2, config.max_len={max_len}]")
 
 
 def _split(rows: list[np.ndarray], users: list[int], max_len: int) -> Split:

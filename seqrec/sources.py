@@ -1,6 +1,6 @@
 """Readers that turn every supported dataset format into `Interactions`.
 
-`load(spec)` dispatches on the scheme of the --dataset string:
+`load(spec)` dispatches on the scheme of the dataset string (config.dataset):
 
   synthetic        generated from a seed (`seqrec.synthetic`)
   recbole:DIR      RecBole atomic files DIR/*.inter, optional *.user, *.item
@@ -50,7 +50,7 @@ ML1M_OCCUPATIONS = (
 
 
 def load(spec: str, *, synthetic: SyntheticConfig | None = None) -> Interactions:
-  """Reads the dataset named by a --dataset string.
+  """Reads the dataset named by a dataset string (config.dataset).
 
   Args:
     spec: "synthetic" or "SCHEME:ARG", see the module docstring.
@@ -70,11 +70,11 @@ def load(spec: str, *, synthetic: SyntheticConfig | None = None) -> Interactions
              "sasrec": _read_sasrec, "csv": _read_csv, "tfds": _read_tfds}
   scheme, _, arg = spec.partition(":")
   if scheme not in readers:
-    raise InputError(f"--dataset={spec} is not a known dataset; expected one "
+    raise InputError(f"config.dataset={spec} is not a known dataset; expected one "
                      f"of {', '.join(SCHEMES)}")
   if not arg:
     usage = next(s for s in SCHEMES if s.startswith(scheme + ":"))
-    raise InputError(f"--dataset={spec} lacks its argument; expected {usage}")
+    raise InputError(f"config.dataset={spec} lacks its argument; expected {usage}")
   return readers[scheme](arg).validate()
 
 
@@ -405,11 +405,11 @@ def _read_tfds(name: str) -> Interactions:
   # many exception types; all mean the same to the user.
   except Exception as e:  # pylint: disable=broad-except
     message = str(e).strip().splitlines() or [type(e).__name__]
-    raise InputError(f"--dataset=tfds:{name}: {message[0]}") from e
+    raise InputError(f"config.dataset=tfds:{name}: {message[0]}") from e
   available = set(info.features.keys())
   for key in ("user_id", "movie_id", "timestamp"):
     if key not in available:
-      raise InputError(f"--dataset=tfds:{name}: no {key!r} feature (is it a "
+      raise InputError(f"config.dataset=tfds:{name}: no {key!r} feature (is it a "
                        "ratings config?)")
   age_key = next((k for k in ("raw_user_age", "bucketized_user_age")
                   if k in available), None)
@@ -428,7 +428,7 @@ def _read_tfds(name: str) -> Interactions:
 
   batches = list(tfds.as_numpy(dataset.map(select).batch(1 << 16)))
   if not batches:
-    raise InputError(f"--dataset=tfds:{name}: no interactions")
+    raise InputError(f"config.dataset=tfds:{name}: no interactions")
   column = {key: np.concatenate([b[key] for b in batches])
             for key in batches[0]}
 

@@ -1,9 +1,13 @@
 """The contract between a model family and the generic trainer (`seqrec.trainer`).
 
-A model family (CmnRec, NextItNet pretraining, PeterRec fine-tuning) builds a
-`Task`: plain pure functions over a parameter pytree and a batch dict. The
-trainer owns everything else: sharding, jit, optimizer, freezing, checkpoints,
-logging and the evaluation loop.
+A model family (CmnRec, NextItNet pretraining, PeterRec fine-tuning, SASRec,
+Caser) builds a `Task`: plain pure functions over a parameter pytree and a
+batch dict, plus which parameters train, how the item tables split over the
+mesh and an optional warm start. The trainer owns everything else: sharding,
+jit, optimizer, freezing, checkpoints, logging and the evaluation loop.
+
+A family's `build(config, data)` returns an `Experiment`: the task with its
+data splits, the raw item vocabulary a workdir keeps, and what to print.
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
+import numpy as np
+from jax.sharding import PartitionSpec
 
 Params = Any  # a nested dict of arrays, as returned by flax `Module.init`
 Batch = dict[str, jax.Array]  # every value has the (global) batch as leading dim
+Arrays = dict[str, np.ndarray]  # host data: the same rows of every array form an example
+ParamRules = tuple[tuple[str, PartitionSpec], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,9 +38,41 @@ class Task:
       trainer averages them over the real (non-padding) examples.
     trainable: regular expressions over parameter paths (`re.fullmatch`); a
       parameter trains iff one matches. The default trains everything.
+    param_rules: path regex -> PartitionSpec over the mesh axes; the first
+      match lays out a parameter (and its optimizer moments), the rest are
+      replicated. With a `model` axis of size 1 they split nothing.
+    warm_start: host params -> host params, e.g. pretrained weights restored
+      into a fresh init. The trainer applies it once, after `init` and only
+      when there is no checkpoint to resume, then lays the result out on the
+      parameter shardings.
   """
 
   init: Callable[[jax.Array], Params]
   loss: Callable[[Params, Batch, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
   evaluate: Callable[[Params, Batch], dict[str, jax.Array]]
   trainable: tuple[str, ...] = (".*",)
+  param_rules: ParamRules = ()
+  warm_start: Callable[[Params], Params] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """What a family's `build(config, data)` returns.
+
+  Attributes:
+    task: the model's functions.
+    train: training examples.
+    eval: split name ("valid", "test") -> examples; "valid" selects.
+    items: str [V]: the raw id of every item the model scores, by dense id
+      (entry 0, the padding id, is ""). Saved in the workdir, so a later tool
+      maps scores back to raw ids without the data.
+    report: metric keys the one-line summary prints.
+    info: extra results.json fields (data statistics).
+  """
+
+  task: Task
+  train: Arrays
+  eval: dict[str, Arrays]
+  items: np.ndarray
+  report: tuple[str, ...]
+  info: dict[str, Any] = dataclasses.field(default_factory=dict)

@@ -10,7 +10,6 @@ latest checkpoint in `config.workdir`. Batches are a pure function of
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -22,14 +21,12 @@ import numpy as np
 import optax
 from absl import logging
 from flax import struct
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh
 
-from seqrec import checkpoint, mesh as mesh_lib, optim, preemption
+from seqrec import checkpoint, mesh as mesh_lib, optim, preemption, workdir as workdir_lib
 from seqrec.errors import InputError, TrainingError
-from seqrec.task import Task
+from seqrec.task import Arrays, Task
 from seqrec.writer import MetricWriter
-
-Arrays = dict[str, np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +49,6 @@ class TrainConfig:
   model_parallel: int = 1
   select_metric: str | None = None  # e.g. "ndcg@10": report the best-validation step
   eval_all_splits: bool = False  # evaluate every split (not only valid) when validating
-  param_rules: tuple[tuple[str, P], ...] = ()  # path regex -> PartitionSpec
 
 
 @struct.dataclass
@@ -67,7 +63,7 @@ def batch_indices(num_rows: int, batch_size: int, seed: int, step: int) -> np.nd
   last partial batch of an epoch dropped."""
   steps_per_epoch = num_rows // batch_size
   if steps_per_epoch == 0:
-    raise InputError(f"--batch_size={batch_size} is larger than the {num_rows} "
+    raise InputError(f"config.batch_size={batch_size} is larger than the {num_rows} "
                      "training sequences")
   epoch, index = divmod(step, steps_per_epoch)
   order = np.random.default_rng([seed, epoch]).permutation(num_rows)
@@ -85,7 +81,7 @@ class Trainer:
     self.task, self.config = task, config
     self.mesh: Mesh = mesh_lib.make_mesh(config.num_devices, config.model_parallel)
     mesh_lib.check_batch_size(config.batch_size, self.mesh)
-    mesh_lib.check_batch_size(config.eval_batch_size, self.mesh, "eval batch size")
+    mesh_lib.check_batch_size(config.eval_batch_size, self.mesh, "config.eval_batch_size")
     self.rng = jax.random.key(config.seed)
     params_shape = jax.eval_shape(task.init, self.rng)
     self.labels = optim.labels(params_shape, task.trainable)
@@ -94,7 +90,7 @@ class Trainer:
     self.tx = optim.make_optimizer(self.labels, config.learning_rate, config.adam_b1,
                                    config.adam_b2, config.grad_clip)
     self.param_sharding = mesh_lib.param_shardings(params_shape, self.mesh,
-                                                   config.param_rules)
+                                                   task.param_rules)
     self.replicated = mesh_lib.replicated(self.mesh)
     self.batch_sharding = mesh_lib.batch_sharding(self.mesh)
     self.local_rows = mesh_lib.process_rows(config.batch_size, self.mesh)
@@ -125,13 +121,31 @@ class Trainer:
     per_example = self.task.evaluate(params, batch)
     return {k: jnp.sum(v * valid) for k, v in per_example.items()}
 
-  def fresh_state(self) -> TrainState:
+  def check_select_metric(self, eval_data: Arrays) -> None:
+    """Refuses a `select_metric` the task's evaluation does not produce, before
+    any training (its metric keys come from tracing `evaluate`)."""
+    metric = self.config.select_metric
+    if metric is None:
+      return
+    batch = {k: jax.ShapeDtypeStruct((1, *v.shape[1:]), v.dtype) for k, v in eval_data.items()}
+    params = jax.eval_shape(self.task.init, self.rng)
+    keys = jax.eval_shape(self.task.evaluate, params, batch)
+    if metric not in keys:
+      raise InputError(f"config.select_metric={metric!r} is not a metric of this task; "
+                       f"it reports {sorted(keys)}")
+
+  def fresh_state(self, warm_start: bool = False) -> TrainState:
     """A newly initialised state, laid out on the mesh.
 
-    Optimizer moments take their parameter's sharding, step counts are
-    replicated; the train step is then compiled for exactly these shardings.
+    With `warm_start`, the task's warm start (if any) replaces the initial
+    parameters, on the host, before they are placed. Optimizer moments take
+    their parameter's sharding, step counts are replicated; the train step is
+    then compiled for exactly these shardings.
     """
     params = jax.jit(self.task.init, out_shardings=self.param_sharding)(self.rng)
+    if warm_start and self.task.warm_start is not None:
+      params = jax.device_put(self.task.warm_start(jax.device_get(params)),
+                              self.param_sharding)
     opt_sharding = mesh_lib.state_shardings(jax.eval_shape(self.tx.init, params),
                                             params, self.param_sharding, self.mesh)
     opt_state = jax.jit(self.tx.init, out_shardings=opt_sharding)(params)
@@ -227,10 +241,14 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
     among those evaluated), timings, parameter counts, optimizer-state size.
   """
   trainer = Trainer(task, config)
-  state = trainer.fresh_state()
+  if "valid" in eval_data:
+    trainer.check_select_metric(eval_data["valid"])
   mngr = checkpoint.manager(config.workdir)
+  resume = mngr.latest_step() is not None
+  # The warm start's work (reading a pretrained checkpoint) only when it is used.
+  state = trainer.fresh_state(warm_start=not resume)
   start = 0
-  if mngr.latest_step() is not None:
+  if resume:
     state = checkpoint.restore(mngr, state)
     start = int(state.step)
     logging.info("resumed from checkpoint at step %d", start)
@@ -318,6 +336,5 @@ def write_results(workdir: str, results: dict[str, Any]) -> str:
   path = os.path.join(workdir, "results.json")
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
-      json.dump(results, f, indent=2, sort_keys=True)
+    workdir_lib.write_json(path, results)
   return path

@@ -11,9 +11,16 @@ import pytest
 
 from chunkmnr_jax import controller as ctrl
 from chunkmnr_jax import dnc
+from chunkmnr_jax import family
 from chunkmnr_jax import models
-from chunkmnr_jax import task as task_lib
+from seqrec import next_item
 from seqrec.errors import InputError
+
+
+def family_task(config, loss="full"):
+  """CmnRec's next-item task, as the family builds it."""
+  return next_item.make_task(family.next_item_model(config), loss=loss)
+
 
 NUM_STEPS = 9
 TINY = dict(num_items=20, embed_dim=8, hidden=8, memory_slots=3, slot_width=8,
@@ -35,7 +42,7 @@ def _inputs(batch=4, num_steps=NUM_STEPS, seed=0):
 
 
 def _init(config):
-  return task_lib.make_task(config).init(jax.random.key(1))
+  return family_task(config).init(jax.random.key(1))
 
 
 def _hidden(config, params, inputs, train=False):
@@ -157,7 +164,7 @@ def test_last_hidden_is_the_last_step_of_call():
 def test_gradients_are_finite(kind, overrides):
   # Two slots and five steps: every layout feature, a smaller program to compile.
   config = _config(kind, memory_slots=2, **overrides)
-  task = task_lib.make_task(config, loss="sampled" if kind == "tsc" else "full")
+  task = family_task(config, loss="sampled" if kind == "tsc" else "full")
   params = task.init(jax.random.key(0))
   batch = {"seq": _inputs(num_steps=6)}
   grads = jax.jit(jax.grad(lambda p: task.loss(p, batch, jax.random.key(3))[0]))(

@@ -3,8 +3,14 @@
 import jax.numpy as jnp
 import numpy as np
 
-from chunkmnr_jax import models, task as task_lib
-from seqrec import metrics, sequences, synthetic, trainer
+from chunkmnr_jax import family, models
+from seqrec import next_item, metrics, sequences, synthetic, trainer
+
+
+
+def family_task(config, loss="full"):
+  """CmnRec's next-item task, as the family builds it."""
+  return next_item.make_task(family.next_item_model(config), loss=loss)
 
 
 def test_tsc_on_synthetic_data_lowers_loss_and_beats_popularity(tmp_path):
@@ -17,7 +23,7 @@ def test_tsc_on_synthetic_data_lowers_loss_and_beats_popularity(tmp_path):
                             attention_dim=8, dropout=0.1)
   train_config = trainer.TrainConfig(workdir=str(tmp_path), num_steps=250, batch_size=32,
                                      learning_rate=5e-3, log_every=25, num_devices=1)
-  _, results = trainer.train(task_lib.make_task(config), train_config,
+  _, results = trainer.train(family_task(config), train_config,
                              {"seq": splits.train.seqs}, {"test": {"seq": splits.test.seqs}})
 
   with open(tmp_path / "metrics.jsonl") as f:

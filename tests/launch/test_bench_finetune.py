@@ -1,4 +1,4 @@
-"""launch.bench_finetune: tiny end-to-end run and its settings checks."""
+"""launch.bench_finetune: tiny end-to-end run, and its settings checks (peterrec_jax.benchmark)."""
 
 import json
 import os
@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from launch import bench_finetune
+from peterrec_jax import benchmark as bench_finetune
+from seqrec.benchmark import XLA_MEMORY
 from seqrec.errors import InputError
 from tests.paths import REPO
 
@@ -21,7 +22,7 @@ def test_bench_finetune_writes_json(tmp_path):
       cwd=REPO, capture_output=True, text=True, timeout=600,
       env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert result.returncode == 0, result.stderr[-3000:]
-  with open(tmp_path / bench_finetune.JSON_NAME) as f:
+  with open(tmp_path / f"{bench_finetune.NAME}.json") as f:
     report = json.load(f)
   by_method = {r["method"]: r for r in report["results"]}
   assert set(by_method) == {"peterrec", "fineall", "finecls"}
@@ -37,9 +38,9 @@ def test_bench_finetune_writes_json(tmp_path):
   for r in report["results"]:
     assert r["step_ms_median"] > 0 and r["examples_per_second"] > 0
     assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
-    assert set(r["memory"]) == set(bench_finetune.MEMORY_FIELDS)
-    assert r["memory"]["argument_size_in_bytes"] is None or (
-        r["memory"]["argument_size_in_bytes"] > 0)
+    assert set(r["memory"]) == {f"xla_{name}_mb" for name in XLA_MEMORY}
+    assert r["memory"]["xla_argument_mb"] is None or (
+        r["memory"]["xla_argument_mb"] > 0)
   assert 0 < peter["vs_fineall"]["optimizer_state_bytes"] < 0.1
   assert report["config"]["channels"] == 16 and report["settings"]["batch_size"] == 8
   assert "| peterrec (serial) |" in result.stdout

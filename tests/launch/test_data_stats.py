@@ -20,9 +20,9 @@ def _table(stdout: str) -> dict[str, str]:
 
 
 def test_synthetic():
-  result = _run("--dataset=synthetic", "--synthetic_users=40",
-                "--synthetic_items=100", "--synthetic_target_items=30",
-                "--synthetic_length=10")
+  result = _run("--config.dataset=synthetic", "--config.synthetic.num_users=40",
+                "--config.synthetic.num_items=100", "--config.synthetic.num_target_items=30",
+                "--config.synthetic.mean_length=10")
   assert result.returncode == 0, result.stderr
   table = _table(result.stdout)
   assert table["dataset"] == "synthetic"
@@ -35,7 +35,7 @@ def test_synthetic():
 
 @needs_ml100k
 def test_ml100k():
-  result = _run(f"--dataset=recbole:{ML100K}")
+  result = _run(f"--config.dataset=recbole:{ML100K}")
   assert result.returncode == 0, result.stderr
   assert _table(result.stdout) == {
       "dataset": "recbole:ml-100k", "users": "943", "items": "1682",
@@ -43,8 +43,8 @@ def test_ml100k():
 
 
 @pytest.mark.parametrize("flag, expected", [
-    ("--dataset=sasrec:/no/such/file", "error: /no/such/file: no such file"),
-    ("--synthetic_items=3", "error: synthetic: num_items=3 must be >= "),
+    ("--config.dataset=sasrec:/no/such/file", "error: /no/such/file: no such file"),
+    ("--config.synthetic.num_items=3", "error: synthetic: num_items=3 must be >= "),
 ])
 def test_bad_input_is_one_line(flag, expected):
   result = _run(flag)
@@ -54,7 +54,7 @@ def test_bad_input_is_one_line(flag, expected):
   assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_unknown_dataset_names_the_flag():
-  result = _run("--dataset=nonsense")
+def test_unknown_dataset_names_the_setting():
+  result = _run("--config.dataset=nonsense")
   assert result.returncode != 0 and result.stdout == ""
-  assert "--dataset=nonsense" in result.stderr.splitlines()[0]
+  assert "config.dataset=nonsense" in result.stderr.splitlines()[0]

@@ -1,80 +1,150 @@
-"""The training binaries end to end, as a user runs them, on tiny settings."""
+"""launch.train end to end, as a user runs it, on the configs' tiny presets."""
 
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.paths import REPO
 
-TINY_DATA = ("--synthetic_users=64", "--synthetic_items=60",
-             "--synthetic_target_items=20", "--synthetic_length=15")
 
-
-def _run(binary: str, *flags: str) -> subprocess.CompletedProcess:
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  return subprocess.run([sys.executable, "-m", f"launch.{binary}", *flags], cwd=REPO,
+def run_train(*flags: str, devices: int = 2) -> subprocess.CompletedProcess:
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  return subprocess.run([sys.executable, "-m", "launch.train", *flags], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=600)
 
 
-def _results(workdir) -> dict:
-  with open(os.path.join(workdir, "results.json")) as f:
+def read_json(path) -> dict:
+  with open(path) as f:
     return json.load(f)
 
 
-def test_train_mnr_writes_results(tmp_path):
-  result = _run("train_mnr", "--model=tsc", "--memory_slots=3", "--embed_dim=8",
-                "--hidden=8", "--slot_width=8", "--read_heads=2", "--attention_dim=4",
-                "--max_len=12", "--batch_size=16", "--num_steps=4", "--eval_every=2",
-                f"--workdir={tmp_path}", *TINY_DATA)
+def test_cmnrec_writes_config_items_and_results(tmp_path):
+  result = run_train("--config=configs/cmnrec.py:tiny", "--config.model.kind=tsc",
+                     f"--workdir={tmp_path}")
   assert result.returncode == 0, result.stderr[-3000:]
-  results = _results(tmp_path)
+  results = read_json(tmp_path / "results.json")
   for split in ("valid", "test"):
     for key in ("mrr@5", "hr@5", "ndcg@5", "mrr@20", "hr@20", "ndcg@20"):
       assert 0.0 <= results[split][key] <= 1.0
-  assert results["flags"]["model"] == "tsc" and results["flags"]["memory_slots"] == 3
-  assert results["flags"]["embed_dim"] == 8 and results["flags"]["read_heads"] == 2
+  config = read_json(tmp_path / "config.json")
+  assert config == results["config"]
+  assert config["family"] == "cmnrec" and config["model"]["memory_slots"] == 3
   assert results["steps"] == 4 and results["num_devices"] == 2
   assert results["train_seconds"] > 0 and results["examples_per_second"] > 0
-  assert "tsc: test mrr@5" in result.stdout
+  items = np.load(tmp_path / "items.npy")
+  assert items[0] == "" and len(items) == results["data"]["items"] + 1
+  assert "cmnrec: test mrr@10" in result.stdout
+
+
+def test_a_different_config_is_refused_and_a_longer_schedule_continues(tmp_path):
+  base = ("--config=configs/cmnrec.py:tiny", "--config.model.kind=gru4rec",
+          f"--workdir={tmp_path}")
+  assert run_train(*base).returncode == 0
+  before = read_json(tmp_path / "results.json")
+  refused = run_train(*base, "--config.learning_rate=0.01")
+  assert refused.returncode == 1
+  assert refused.stderr.strip().splitlines()[-1] == (
+      f"error: --workdir={tmp_path} holds another experiment (learning_rate: 0.001 -> "
+      "0.01); use a new --workdir")
+  assert read_json(tmp_path / "results.json") == before  # nothing overwritten
+  shorter = run_train(*base, "--config.num_steps=2")
+  assert shorter.returncode == 1 and "num_steps: 4 -> 2" in shorter.stderr
+  longer = run_train(*base, "--config.num_steps=6")
+  assert longer.returncode == 0, longer.stderr[-3000:]
+  results = read_json(tmp_path / "results.json")
+  assert results["resumed_from"] == 4 and results["steps"] == 6
+  assert read_json(tmp_path / "config.json")["num_steps"] == 6
 
 
 def test_pretrain_then_finetune_every_method(tmp_path):
   pretrained = tmp_path / "pretrain"
-  result = _run("pretrain", "--mode=causal", "--channels=8", "--dilations=1,2",
-                "--max_len=10", "--batch_size=16", "--num_steps=3",
-                f"--workdir={pretrained}", *TINY_DATA)
+  result = run_train("--config=configs/nextitnet.py:tiny", f"--workdir={pretrained}")
   assert result.returncode == 0, result.stderr[-3000:]
-  assert {"mrr@10", "hr@10", "ndcg@10", "mrr@20"} <= set(_results(pretrained)["test"])
+  assert {"mrr@10", "hr@10", "ndcg@10", "mrr@20"} <= set(
+      read_json(pretrained / "results.json")["test"])
   counts = {}
   for method in ("peterrec", "finecls", "scratch"):
     workdir = tmp_path / method
-    result = _run("finetune", f"--pretrained={pretrained}", f"--method={method}",
-                  "--task=crossdomain", "--max_len=10", "--batch_size=16",
-                  "--num_steps=2", f"--workdir={workdir}", *TINY_DATA)
+    result = run_train("--config=configs/peterrec.py:tiny", f"--config.pretrained={pretrained}",
+                       f"--config.method={method}", "--config.task=crossdomain",
+                       f"--workdir={workdir}")
     assert result.returncode == 0, result.stderr[-3000:]
-    results = _results(workdir)
+    results = read_json(workdir / "results.json")
     assert {"mrr@5", "hr@10", "ndcg@10", "sampled_hr@5", "sampled_mrr@5"} <= set(
         results["test"])
     counts[method] = results["trainable_params"]
     assert results["optimizer_state_bytes"] > 0
-    assert (results["flags"]["patch"] == "serial") == (method == "peterrec")
+    assert (results["patch"] == "serial") == (method == "peterrec")
+    # The data came from the pretraining run's config.
+    assert read_json(workdir / "config.json")["dataset"] == "synthetic"
   assert counts["finecls"] < counts["peterrec"] < counts["scratch"]
+  # The profile task on the same backbone.
+  result = run_train("--config=configs/peterrec.py:tiny", f"--config.pretrained={pretrained}",
+                     "--config.task=gender", f"--workdir={tmp_path / 'gender'}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "peterrec: test accuracy" in result.stdout
 
 
-@pytest.mark.parametrize("binary, flags, message", [
-    ("train_mnr", ["--max_len=1"], "--max_len must be at least 2"),
-    ("train_mnr", ["--memory_slots=20", "--max_len=12"], "--memory_slots must be in"),
-    ("train_mnr", ["--dataset=nonsense"], "--dataset must be one of"),
-    ("train_mnr", ["--batch_size=0"], "--batch_size must be at least 1"),
-    ("train_mnr", ["--dataset=recbole:/nonexistent/dir"], "/nonexistent/dir"),
-    ("train_mnr", ["--batch_size=3", "--num_steps=1"], "--batch_size=3 is not divisible"),
-    ("finetune", ["--pretrained=/nonexistent"], "no pretrain_config.json"),
+def _csv(path, prefix: str) -> str:
+  """Source items PREFIX0..PREFIX19 and five target items per user."""
+  rng = np.random.default_rng(0)
+  lines = [",".join(f"{prefix}{i}" for i in rng.integers(0, 20, 12)) + ",," +
+           ",".join(f"t{i}" for i in rng.integers(0, 5, 3)) for _ in range(40)]
+  path.write_text("\n".join(lines) + "\n")
+  return f"csv:{path}"
+
+
+def test_finetune_on_other_items_of_the_same_count_stops(tmp_path):
+  pretrained = tmp_path / "pretrain"
+  result = run_train("--config=configs/nextitnet.py:tiny",
+                     f"--config.dataset={_csv(tmp_path / 'a.csv', 'a')}",
+                     f"--workdir={pretrained}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  result = run_train("--config=configs/peterrec.py:tiny", f"--config.pretrained={pretrained}",
+                     f"--config.dataset={_csv(tmp_path / 'b.csv', 'b')}",
+                     "--config.task=crossdomain", f"--workdir={tmp_path / 'ft'}")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"error: config.pretrained={pretrained} was pretrained on other items than "
+      f"config.dataset=csv:{tmp_path / 'b.csv'} gives (its items.npy differs)")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--config.max_len=1"], "config.max_len=1: must be at least 2"),
+    (["--config.model.memory_slots=20"], "config.model.memory_slots=20: must be in"),
+    (["--config.dataset=nonsense"], "config.dataset=nonsense is not a known dataset"),
+    (["--config.batch_size=0"], "config.batch_size=0: must be at least 1"),
+    (["--config.dataset=recbole:/nonexistent/dir"], "/nonexistent/dir"),
+    (["--config.batch_size=3"], "config.batch_size=3 is not divisible"),
+    (["--config.family=bert4rec"], "config.family='bert4rec': must be one of"),
+    (["--config.select_metric=accuracy"],
+     "config.select_metric='accuracy' is not a metric of this task"),
+    (["--config=configs/peterrec.py:tiny", "--config.pretrained=/nonexistent"],
+     "config.pretrained=/nonexistent: no config.json"),
+    (["--config.no_such_key=1"], "--config.no_such_key: configs/cmnrec.py:tiny has no "
+     "key 'no_such_key'"),
 ])
-def test_bad_flags_fail_with_a_clear_error(tmp_path, binary, flags, message):
-  result = _run(binary, f"--workdir={tmp_path}", *TINY_DATA, *flags)
-  assert result.returncode != 0
-  assert message in result.stderr
+def test_bad_settings_fail_with_a_clear_error_before_any_work(tmp_path, flags, message):
+  if not flags[0].startswith("--config="):
+    flags = ["--config=configs/cmnrec.py:tiny", *flags]
+  result = run_train(f"--workdir={tmp_path}", *flags)
+  assert result.returncode == 1
+  assert message in result.stderr.strip().splitlines()[-1]
   assert "Traceback" not in result.stderr
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_finetune_refuses_an_unfinished_pretraining_run(tmp_path):
+  pretrained = tmp_path / "pretrain"
+  assert run_train("--config=configs/nextitnet.py:tiny", f"--workdir={pretrained}"
+                   ).returncode == 0
+  os.remove(pretrained / "results.json")  # as if killed before the end
+  flags = ("--config=configs/peterrec.py:tiny", f"--config.pretrained={pretrained}",
+           f"--workdir={tmp_path / 'ft'}")
+  result = run_train(*flags)
+  assert result.returncode == 1 and "has not finished" in result.stderr
+  assert run_train(*flags, "--config.allow_unfinished=True").returncode == 0

@@ -37,7 +37,7 @@ def test_pretrain_then_peterrec(tmp_path):
   task = finetune.make_finetune_task(
       NextItNetConfig(num_items=source.num_items, channels=8, dilations=(1, 2),
                       patch="parallel"),
-      task_data.kind, task_data.num_labels, pretrained=pretrained)
+      task_data.kind, task_data.num_labels, pretrained=lambda: pretrained)
   state, results = trainer.train(
       task, trainer.TrainConfig(workdir=str(tmp_path / "finetune"), learning_rate=1e-2,
                                 **loop),

@@ -35,6 +35,11 @@ def pretrained_params(causal: bool = True):
   return jax.jit(task.init)(jax.random.key(7))
 
 
+def initial(task, rng):
+  """The parameters a fresh training run starts from: init, then the warm start."""
+  return task.warm_start(jax.device_get(jax.jit(task.init)(rng)))
+
+
 def batch(num_rows: int = 8, seed: int = 0) -> dict:
   rng = np.random.default_rng(seed)
   seqs = [rng.integers(1, NUM_ITEMS + 1, n) for n in 2 + np.arange(num_rows) % (LENGTH - 1)]
@@ -66,7 +71,7 @@ def test_methods_select_expected_parameters():
   assert set(expected) == set(finetune.METHODS)
   for method, paths in expected.items():
     task = finetune.make_finetune_task(config, "classification", 3, method=method,
-                                       pretrained=pretrained)
+                                       pretrained=lambda: pretrained)
     got = trainable_paths(task, params)
     print(method, sorted(got))
     assert got == paths, method
@@ -83,9 +88,9 @@ def test_peterrec_trains_patches_and_keeps_backbone_bit_identical(patch, causal,
   pretrained = pretrained_params(causal)
   num_labels = NUM_TARGETS if kind == "recommendation" else 3
   task = finetune.make_finetune_task(tiny(patch=patch, causal=causal), kind, num_labels,
-                                     pretrained=pretrained, pooling=pooling, loss=loss)
-  init = jax.jit(task.init)
-  params = init(jax.random.key(0))
+                                     pretrained=lambda: pretrained, pooling=pooling,
+                                     loss=loss)
+  params = initial(task, jax.random.key(0))
   for path, value in flat(pretrained).items():
     if not path.startswith("params/output/"):
       np.testing.assert_array_equal(flat(params)[path], value, err_msg=path)
@@ -117,7 +122,7 @@ def test_peterrec_trains_patches_and_keeps_backbone_bit_identical(patch, causal,
     params, opt_state, value = step(params, opt_state, jax.random.key(i))
     values.append(float(value))
   assert values[-1] < values[0]
-  before, after = flat(init(jax.random.key(0))), flat(params)
+  before, after = flat(initial(task, jax.random.key(0))), flat(params)
   trains = trainable_paths(task, params)
   for path in after:
     if path in trains:
@@ -142,8 +147,8 @@ def test_add_cls():
 
 def test_recommendation_metrics_do_not_depend_on_the_batch():
   task = finetune.make_finetune_task(tiny(patch="parallel"), "recommendation", NUM_TARGETS,
-                                     pretrained=pretrained_params())
-  params = jax.jit(task.init)(jax.random.key(0))
+                                     pretrained=pretrained_params)
+  params = initial(task, jax.random.key(0))
   evaluate = jax.jit(task.evaluate)
   data = batch()
   full = evaluate(params, data)
@@ -158,9 +163,9 @@ def test_recommendation_metrics_do_not_depend_on_the_batch():
 
 def test_classification_accuracy():
   task = finetune.make_finetune_task(tiny(), "classification", 3, method="finecls",
-                                     pretrained=pretrained_params())
+                                     pretrained=pretrained_params)
   data = {**batch(), "label": batch()["label"] % 3}
-  out = jax.jit(task.evaluate)(jax.jit(task.init)(jax.random.key(0)), data)
+  out = jax.jit(task.evaluate)(initial(task, jax.random.key(0)), data)
   assert set(out) == {"accuracy"} and out["accuracy"].shape == (8,)
 
 
@@ -179,11 +184,11 @@ def test_restore_pretrained_reports_missing_path_and_shape_mismatch():
 
 def test_task_arguments_are_checked():
   with pytest.raises(InputError, match="patch"):
-    finetune.make_finetune_task(tiny(), "classification", 3, pretrained={})
-  with pytest.raises(InputError, match="checkpoint"):
+    finetune.make_finetune_task(tiny(), "classification", 3, pretrained=dict)
+  with pytest.raises(InputError, match="config.pretrained"):
     finetune.make_finetune_task(tiny(patch="serial"), "classification", 3)
-  with pytest.raises(InputError, match="--method"):
+  with pytest.raises(InputError, match="config.method"):
     finetune.make_finetune_task(tiny(), "classification", 3, method="finemost")
-  with pytest.raises(InputError, match="--pooling"):
+  with pytest.raises(InputError, match="config.pooling"):
     finetune.make_finetune_task(tiny(), "classification", 3, method="scratch",
                                 pooling="max")

@@ -101,5 +101,5 @@ def test_mode_must_match_convolutions():
     pretrain.make_pretrain_task(tiny(causal=True), "masked")
   with pytest.raises(InputError, match="causal"):
     pretrain.make_pretrain_task(tiny(causal=False), "causal")
-  with pytest.raises(InputError, match="--loss"):
+  with pytest.raises(InputError, match="config.loss"):
     pretrain.make_pretrain_task(tiny(), "causal", "hinge")

@@ -5,6 +5,7 @@ rows / columns and training matches one device; bfloat16 compute trains to
 the float32 loss.
 """
 
+import importlib
 import json
 import os
 import re
@@ -16,15 +17,16 @@ import pytest
 from flax import traverse_util
 from jax.sharding import PartitionSpec as P
 
-from chunkmnr_jax import models, task as mnr_task
-from peterrec_jax import finetune, pretrain
+from chunkmnr_jax import family as mnr_family, models
+from peterrec_jax import pretrain
 from peterrec_jax.nextitnet import NextItNetConfig
-from seqrec import losses, mesh, trainer
+from seqrec import experiment, losses, mesh, next_item, registry, trainer
 from seqrec.errors import InputError
 from tests.seqrec import tiny
 
 MODEL_PARALLEL = 4
-NUM_TARGETS = 13  # target items of the cross-domain task: head [C, 16] once padded
+# Every family in the registry; fine-tuning starts from a pretraining workdir.
+NEXT_ITEM = sorted(set(registry.FAMILIES) - {"peterrec"})
 
 
 def _mnr_config(**overrides):
@@ -34,43 +36,49 @@ def _mnr_config(**overrides):
       "dropout": 0.1, "vocab_multiple": MODEL_PARALLEL, **overrides})
 
 
+def _mnr_task(config, loss="full"):
+  return next_item.make_task(mnr_family.next_item_model(config), loss=loss,
+                             param_rules=models.PARAM_RULES)
+
+
 def _nextitnet_config(**overrides):
   return NextItNetConfig(**{"num_items": tiny.NUM_ITEMS, "channels": 8,
                             "dilations": (1, 2), "vocab_multiple": MODEL_PARALLEL,
                             **overrides})
 
 
-def _cmnrec():
-  """CmnRec TSC with the sampled softmax: (task, rules, data, item tables)."""
-  config = _mnr_config()
-  return (mnr_task.make_task(config, "sampled"), models.PARAM_RULES,
-          {"seq": tiny.make_data()},
-          {"params/embed/embedding": 0, "params/head/kernel": 1})
+def family_config(family, **overrides):
+  """configs/FAMILY.py:tiny with item tables padded for 4-way splits."""
+  config = importlib.import_module(f"configs.{family}").get_config("tiny")
+  config.vocab_multiple = MODEL_PARALLEL
+  config.update(overrides)
+  return config
 
 
-def _pretraining():
-  """Causal NextItNet pretraining with the full softmax."""
-  return (pretrain.make_pretrain_task(_nextitnet_config(), "causal", "full"),
-          pretrain.PARAM_RULES, {"seq": tiny.make_data()},
-          {"params/embed/embedding": 0, "params/output/kernel": 1})
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+  """A finished tiny pretraining workdir with 4-way padded tables."""
+  workdir = str(tmp_path_factory.mktemp("pretrained"))
+  experiment.run(family_config("nextitnet", num_steps=1, select_metric=""), workdir)
+  return workdir
 
 
-def _crossdomain():
-  """PeterRec fine-tuning on cross-domain recommendation (frozen embedding)."""
-  pretrained = pretrain.make_pretrain_task(_nextitnet_config(), "causal").init(
-      jax.random.key(3))
-  task = finetune.make_finetune_task(
-      _nextitnet_config(patch="serial"), "recommendation", NUM_TARGETS,
-      method="peterrec", pretrained=pretrained)
-  seqs = tiny.make_data()
-  labels = np.random.default_rng(0).integers(1, NUM_TARGETS + 1, len(seqs))
-  return (task, finetune.param_rules("recommendation"),
-          {"seq": seqs, "label": labels.astype(np.int32)},
-          {"params/embed/embedding": 0, "params/head/kernel": 1})
-
-
-FAMILIES = {"cmnrec_tsc": _cmnrec, "nextitnet_causal": _pretraining,
-            "peterrec_crossdomain": _crossdomain}
+def _experiment(family, pretrained_dir):
+  """(task, train data, item tables: path -> split axis) of a family through its build."""
+  overrides = {"loss": "sampled"} if family == "cmnrec" else {}
+  if family == "peterrec":
+    overrides = {"pretrained": pretrained_dir, "task": "crossdomain"}
+  config = experiment.with_pretraining_data(family_config(family, **overrides))
+  built = registry.build(config, experiment.load_data(config))
+  shapes = _flat(jax.eval_shape(built.task.init, jax.random.key(0)))
+  tables = {}
+  for path in shapes:
+    spec = next((spec for pattern, spec in built.task.param_rules
+                 if re.fullmatch(pattern, path)), P())
+    if mesh.MODEL in spec:
+      tables[path] = list(spec).index(mesh.MODEL)
+  assert tables, family
+  return built.task, built.train, tables
 
 
 def _config(workdir, **overrides):
@@ -88,13 +96,13 @@ def _flat(tree):
   return traverse_util.flatten_dict(tree, sep="/")
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_model_parallel_matches_one_device_with_split_item_tables(tmp_path, family):
-  task, rules, data, tables = FAMILIES[family]()
+@pytest.mark.parametrize("family", sorted(registry.FAMILIES))
+def test_model_parallel_matches_one_device_with_split_item_tables(tmp_path, family,
+                                                                  pretrained):
+  task, data, tables = _experiment(family, pretrained)
   eval_data = {"valid": {k: v[:16] for k, v in data.items()}}
   sharded, results = trainer.train(
-      task, _config(tmp_path / "mp", model_parallel=MODEL_PARALLEL, param_rules=rules),
-      data, eval_data)
+      task, _config(tmp_path / "mp", model_parallel=MODEL_PARALLEL), data, eval_data)
   single, reference = trainer.train(task, _config(tmp_path / "one", num_devices=1),
                                     data, eval_data)
   assert results["num_devices"] == 8
@@ -110,28 +118,27 @@ def test_model_parallel_matches_one_device_with_split_item_tables(tmp_path, fami
   params = _flat(sharded.params)
   for path, axis in tables.items():
     table = params[path]
-    expected = [None, None]
-    expected[axis] = mesh.MODEL
-    assert table.sharding.spec == P(*expected), path
     shard = list(table.shape)
     shard[axis] //= MODEL_PARALLEL
     assert {s.data.shape for s in table.addressable_shards} == {tuple(shard)}, path
   # Adam's moments of a trainable table are split like the table.
-  moments = [x for x in jax.tree.leaves(sharded.opt_state)
-             if x.shape == params[list(tables)[-1]].shape]
-  assert moments and all(m.sharding.spec == P(None, mesh.MODEL) for m in moments)
+  trained = [path for path in tables if any(re.fullmatch(p, path) for p in task.trainable)]
+  for path in trained:
+    moments = [x for x in jax.tree.leaves(sharded.opt_state) if x.shape == params[path].shape]
+    assert moments and all(m.sharding.spec == params[path].sharding.spec
+                           for m in moments), path
 
 
-@pytest.mark.parametrize("family", ["cmnrec_tsc", "nextitnet_causal"])
-def test_compiled_step_never_gathers_the_output_layer(tmp_path, family):
-  task, rules, data, tables = FAMILIES[family]()
-  step = trainer.Trainer(task, _config(tmp_path, model_parallel=MODEL_PARALLEL,
-                                       param_rules=rules))
+@pytest.mark.parametrize("family", NEXT_ITEM)
+def test_compiled_step_never_gathers_an_item_table(tmp_path, family):
+  task, data, tables = _experiment(family, None)
+  step = trainer.Trainer(task, _config(tmp_path, model_parallel=MODEL_PARALLEL))
   state = step.fresh_state()
   with jax.set_mesh(step.mesh):
     hlo = step.train_step.lower(state, step.train_batch(data, 0)).compile().as_text()
-  width, vocab = _flat(state.params)[list(tables)[-1]].shape
-  full = {f"[{width},{vocab}]", f"[{vocab},{width}]"}
+  shapes = [_flat(state.params)[path].shape for path in tables]
+  shapes = [shape for shape in shapes if len(shape) == 2]  # embeddings, kernels
+  full = {f"[{a},{b}]" for a, b in shapes} | {f"[{b},{a}]" for a, b in shapes}
   assert "all-reduce" in hlo  # the step really is split over devices
   gathers = [line for line in hlo.splitlines() if re.search(r"= \S+ all-gather", line)]
   assert not [g for g in gathers if any(shape in g for shape in full)], gathers
@@ -159,11 +166,10 @@ def test_padded_output_columns_are_never_scored_or_sampled():
 
 
 def test_uneven_item_table_is_a_one_line_error(tmp_path):
-  task = mnr_task.make_task(_mnr_config(vocab_multiple=1))  # 31 rows over 4 devices
+  task = _mnr_task(_mnr_config(vocab_multiple=1))  # 31 rows over 4 devices
   with pytest.raises(InputError, match=r"params/embed/embedding has 31 entries.*"
-                                       r"--vocab_multiple"):
-    trainer.Trainer(task, _config(tmp_path, model_parallel=MODEL_PARALLEL,
-                                  param_rules=models.PARAM_RULES))
+                                       r"config.vocab_multiple"):
+    trainer.Trainer(task, _config(tmp_path, model_parallel=MODEL_PARALLEL))
 
 
 def test_constraint_is_a_no_op_without_a_model_axis():
@@ -174,7 +180,7 @@ def test_constraint_is_a_no_op_without_a_model_axis():
 
 
 @pytest.mark.parametrize("make_task", [
-    lambda dtype: mnr_task.make_task(_mnr_config(dtype=dtype, dropout=0.0)),
+    lambda dtype: _mnr_task(_mnr_config(dtype=dtype, dropout=0.0)),
     lambda dtype: pretrain.make_pretrain_task(_nextitnet_config(dtype=dtype), "causal"),
 ], ids=["cmnrec_tsc", "nextitnet_causal"])
 def test_bfloat16_compute_trains_to_the_float32_loss(tmp_path, make_task):

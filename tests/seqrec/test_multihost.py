@@ -159,7 +159,7 @@ def test_batch_not_divisible_by_global_devices_fails_on_every_process(tmp_path):
       for i in range(2)]
   for process in processes:
     line = _one_line_error(*_finish(process, timeout=60))
-    assert "--batch_size=3 is not divisible by the 2 data-parallel devices" in line
+    assert "config.batch_size=3 is not divisible by the 2 data-parallel devices" in line
   assert not (tmp_path / "checkpoints").exists()
 
 

@@ -87,7 +87,7 @@ def test_random_split_is_deterministic_and_partitions_windows():
 
 
 @pytest.mark.parametrize("max_len, min_len, message", [
-    (1, 2, "--max_len=1: must be at least 2"),
+    (1, 2, "config.max_len=1: must be at least 2"),
     (5, 6, "min_len=6: must be in"),
 ])
 def test_bad_lengths(max_len, min_len, message):

@@ -221,9 +221,9 @@ INTER = "user_id:token\titem_id:token\ttimestamp:float\n"
 
 BAD_INPUTS = [
     # (files, spec, expected message part); {d} is the temporary directory.
-    ({}, "nonsense", "--dataset=nonsense is not a known dataset; expected one "
+    ({}, "nonsense", "config.dataset=nonsense is not a known dataset; expected one "
      "of synthetic, recbole:DIR"),
-    ({}, "csv:", "--dataset=csv: lacks its argument; expected csv:FILE"),
+    ({}, "csv:", "config.dataset=csv: lacks its argument; expected csv:FILE"),
     ({}, "recbole:{d}/none", "{d}/none: no such directory"),
     ({"a.x": ""}, "recbole:{d}", "{d}: no .inter file"),
     ({"a.inter": INTER, "b.inter": INTER}, "recbole:{d}", "2 .inter files"),

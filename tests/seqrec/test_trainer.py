@@ -191,9 +191,9 @@ def test_frozen_parameters_do_not_move_and_have_no_optimizer_state(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(batch_size=12), "--batch_size=12 is not divisible by the 8"),
-    (dict(batch_size=128), "--batch_size=128 is larger than the 64 training sequences"),
-    (dict(model_parallel=3), "--model_parallel=3 must divide the device count 8"),
+    (dict(batch_size=12), "config.batch_size=12 is not divisible by the 8"),
+    (dict(batch_size=128), "config.batch_size=128 is larger than the 64 training sequences"),
+    (dict(model_parallel=3), "config.model_parallel=3 must divide the device count 8"),
 ])
 def test_bad_settings_fail_with_one_line(tmp_path, overrides, message):
   with pytest.raises(InputError, match=message):
@@ -229,3 +229,30 @@ def test_eval_all_splits_records_learning_curves_without_changing_selection(tmp_
     curve = [r for r in records if r["split"] == split]
     assert [r["step"] for r in curve] == [2, 4, 6]
     assert all(r["train_seconds"] >= 0 for r in curve)
+
+
+def test_warm_start_runs_once_for_a_fresh_run_and_never_on_resume(tmp_path):
+  task = tiny.make_task()
+  calls = []
+
+  def warm_start(params):
+    calls.append(1)
+    return jax.tree.map(lambda x: np.full_like(x, 0.5), params)
+
+  warm = trainer.Task(init=task.init, loss=task.loss, evaluate=task.evaluate,
+                      warm_start=warm_start)
+  data = {"seq": tiny.make_data()}
+  state, _ = trainer.train(warm, _config(tmp_path, num_steps=1, learning_rate=1e-9),
+                           data, {})
+  assert calls == [1]
+  leaves = jax.tree.leaves(state.params)  # placed on the parameter shardings
+  assert all(np.allclose(np.asarray(x), 0.5, atol=1e-6) for x in leaves)
+  assert all(len(x.sharding.device_set) == 8 for x in leaves)
+  trainer.train(warm, _config(tmp_path, num_steps=3), data, {})
+  assert calls == [1]  # resumed from the checkpoint: no warm start
+
+
+def test_select_metric_the_task_does_not_report_stops_before_training(tmp_path):
+  with pytest.raises(InputError, match=r"config.select_metric='accuracy' is not a metric"):
+    _train(tmp_path, select_metric="accuracy")
+  assert not os.path.exists(tmp_path / "checkpoints")

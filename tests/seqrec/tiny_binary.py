@@ -1,13 +1,14 @@
-"""The tiny model as a binary on the shared flags, for multi-process tests.
+"""The tiny model as a binary on the shared process flags, for multi-process tests.
 
   PYTHONPATH=. python tests/seqrec/tiny_binary.py --workdir=DIR --num_steps=6 \
       --batch_size=8 --coordinator_address=127.0.0.1:PORT --num_processes=2 \
       --process_id=0
 
-Goes through `launch.common` like a real binary (`init_distributed`, the flags,
-one-line errors), trains `tiny.make_task()` on `tiny.make_data()` (its first
-NUM_VALID rows also validate), writes results.json and this process's final
-parameters to WORKDIR/params_<process index>.npz.
+Goes through `launch.common` like a real binary (`init_distributed`, the
+multi-host flags, one-line errors), trains `tiny.make_task()` on
+`tiny.make_data()` (its first NUM_VALID rows also validate), writes
+results.json and this process's final parameters to
+WORKDIR/params_<process index>.npz. Its loop settings are flags of its own.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ from absl import flags
 from flax import traverse_util
 
 from launch import common
-from seqrec import trainer
+from seqrec import mesh, trainer
 from tests.seqrec import tiny
 
 NUM_VALID = 20
+NUM_STEPS = flags.DEFINE_integer("num_steps", 6, "Training steps.")
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Global batch size.")
+CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 0, "Checkpoint period.")
+LOG_EVERY = flags.DEFINE_integer("log_every", 1, "Logging period.")
+MODEL_PARALLEL = flags.DEFINE_integer("model_parallel", 1, "Devices per table shard.")
 SELECT_METRIC = flags.DEFINE_string(
     "select_metric", "", "Report the best-validation step of this metric (empty: the last).")
 
@@ -31,9 +37,14 @@ SELECT_METRIC = flags.DEFINE_string(
 def main(argv: list[str]) -> None:
   del argv
   common.init_distributed()
+  # Before any data, as launch.train does.
+  mesh.check_batch_size(BATCH_SIZE.value, mesh.make_mesh(None, MODEL_PARALLEL.value))
+  config = trainer.TrainConfig(
+      workdir=common.WORKDIR.value, num_steps=NUM_STEPS.value, batch_size=BATCH_SIZE.value,
+      checkpoint_every=CHECKPOINT_EVERY.value, log_every=LOG_EVERY.value,
+      model_parallel=MODEL_PARALLEL.value, eval_batch_size=16,
+      select_metric=SELECT_METRIC.value or None)
   seqs = tiny.make_data()
-  config = common.train_config(len(seqs), eval_batch_size=16,
-                               select_metric=SELECT_METRIC.value or None)
   state, results = trainer.train(tiny.make_task(), config, {"seq": seqs},
                                  {"valid": {"seq": seqs[:NUM_VALID]}})
   trainer.write_results(config.workdir, results)

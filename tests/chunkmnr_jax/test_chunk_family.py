@@ -1,4 +1,4 @@
-"""The CmnRec task: batch contract, sharding, and a short training run."""
+"""CmnRec as a next-item family: batch contract, sharding, and a short training run."""
 
 import jax
 import jax.numpy as jnp
@@ -7,10 +7,16 @@ import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from chunkmnr_jax import family
 from chunkmnr_jax import models
-from chunkmnr_jax import task as task_lib
-from seqrec import metrics
+from seqrec import next_item, metrics
 from seqrec.errors import InputError
+
+
+def family_task(config, loss="full"):
+  """CmnRec's next-item task, as the family builds it."""
+  return next_item.make_task(family.next_item_model(config), loss=loss)
+
 
 NUM_ITEMS = 20
 
@@ -33,11 +39,11 @@ def _progressions(rng, batch, length=10):
 
 def test_unknown_loss_is_rejected():
   with pytest.raises(InputError, match="loss"):
-    task_lib.make_task(_config(), loss="bpr")
+    family_task(_config(), loss="bpr")
 
 
 def test_evaluate_ranks_the_last_item_among_all_items():
-  task = task_lib.make_task(_config())
+  task = family_task(_config())
   params = task.init(jax.random.key(0))
   seq = _progressions(np.random.default_rng(0), 4)
   out = jax.jit(task.evaluate)(params, {"seq": seq})
@@ -51,7 +57,7 @@ def test_evaluate_ranks_the_last_item_among_all_items():
 def test_loss_does_not_depend_on_sharding():
   # The sampled loss: its shared negatives and the dropout masks must not
   # depend on how the batch is split over devices.
-  task = task_lib.make_task(_config(), loss="sampled")
+  task = family_task(_config(), loss="sampled")
   params = task.init(jax.random.key(0))
   batch = {"seq": _progressions(np.random.default_rng(1), 8)}
   loss_fn = jax.jit(lambda p, b: task.loss(p, b, jax.random.key(2))[0])
@@ -64,7 +70,7 @@ def test_loss_does_not_depend_on_sharding():
 
 def test_short_training_run_learns_and_beats_popularity():
   rng = np.random.default_rng(0)
-  task = task_lib.make_task(_config(), loss="full")
+  task = family_task(_config(), loss="full")
   params = task.init(jax.random.key(0))
   optimizer = optax.adam(1e-2)
 

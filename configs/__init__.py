@@ -1,0 +1,1 @@
+"""Experiment configs: one file per model family, presets via `get_config(arg)`."""

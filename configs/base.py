@@ -1,0 +1,63 @@
+"""The keys every family's config shares (read by `seqrec.experiment`).
+
+A config file builds on `base(family)` and adds `config.model` and its task
+keys. `None` means "not set" where a key says so; override any key with
+`--config.KEY=VALUE`.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+ML100K = "recbole:../shared/data/ml-100k"
+BEAUTY = "sasrec:../shared/data/amazon-beauty/beauty.txt"
+
+
+def base(family: str) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.family = family
+  # Data: a --dataset string of seqrec.sources; synthetic data has its own seed,
+  # so changing config.seed changes initialisation and batches, not the data.
+  c.dataset = "synthetic"
+  c.synthetic = ml_collections.ConfigDict(
+      dict(num_users=2000, num_items=1000, num_target_items=300, mean_length=60.0,
+           seed=0))
+  c.min_item_count = 1
+  c.min_user_count = 1
+  c.max_len = 51  # L: L-1 input steps and the target (RecBole's 50-item history)
+  c.min_len = 2
+  c.split = "leave_one_out"  # or "random" (CmnRec's 80/2/18 split of windows)
+  # Training.
+  c.seed = 0
+  c.num_epochs = 10.0
+  c.num_steps = config_dict.placeholder(int)  # set: overrides num_epochs
+  c.batch_size = 256
+  c.learning_rate = 1e-3
+  c.loss = "full"
+  c.num_negatives = config_dict.placeholder(int)  # sampled loss; None: the family's share
+  # Evaluation and output.
+  c.eval_every = 0  # 0: at the end only
+  c.eval_batch_size = 256
+  c.eval_all_splits = False
+  c.select_metric = "ndcg@10"  # "": report the last step
+  c.checkpoint_every = 500
+  c.log_every = 50
+  # Devices: None = all. Item tables are padded to a multiple of vocab_multiple
+  # (None: model_parallel) so they split evenly over `model_parallel` devices.
+  c.num_devices = config_dict.placeholder(int)
+  c.model_parallel = 1
+  c.vocab_multiple = config_dict.placeholder(int)
+  c.dtype = "float32"
+  return c
+
+
+def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Seconds-long settings for tests: small synthetic data, a few steps."""
+  c.synthetic.update(dict(num_users=64, num_items=60, num_target_items=20,
+                         mean_length=15.0))
+  c.max_len = 12
+  c.batch_size = 16
+  c.eval_batch_size = 16
+  c.num_steps = 4
+  c.eval_every = 2
+  c.log_every = 2
+  return c

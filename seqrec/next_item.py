@@ -1,0 +1,176 @@
+"""The next-item machinery every next-item family shares.
+
+A family supplies a `NextItemModel` (its hidden states and its item output
+layer); `make_task` turns it into a `Task` with the one chain of inputs,
+targets and weights, full / sampled softmax or BCE, and last-position ranking.
+`prepare` and `experiment` do the same for the data side of `build`: user
+sequences, the configured split and the raw item vocabulary.
+
+Batches are {"seq": int32 [B, L]}, left-padded with 0. By default the model
+reads seq[:, :-1] (T = L - 1 steps) and predicts seq[:, 1:]; evaluation ranks
+seq[:, -1] against every item from the last input position only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqrec import losses, metrics, sequences
+from seqrec.errors import InputError
+from seqrec.interactions import Interactions
+from seqrec.task import Batch, Experiment, ParamRules, Params, Task
+
+LOSSES = ("full", "sampled", "bce")
+SPLITS = ("leave_one_out", "random")
+REPORT = ("mrr@10", "hr@10", "ndcg@10")
+
+# (rng, seq [B, L]) -> (inputs [B, T], targets [B, T], weights [B, T]).
+Corrupt = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
+
+
+@dataclasses.dataclass(frozen=True)
+class NextItemModel:
+  """A next-item network as pure functions.
+
+  Attributes:
+    init: rng -> params.
+    hidden: (params, inputs int [B, T], train, rng) -> [B, T, D] states.
+    head: params -> (kernel [D, V'], bias [V'] or None), the item output layer
+      (V' >= vocab_size when the table is padded for model parallelism).
+    vocab_size: V = num_items + 1 (column 0 is padding).
+    last_hidden: (params, inputs [B, T]) -> [B, D], the state of the last step
+      without dropout; None reads `hidden(...)[:, -1]`. Recurrent models give
+      one that skips the per-step output work.
+  """
+
+  init: Callable[[jax.Array], Params]
+  hidden: Callable[[Params, jax.Array, bool, jax.Array], jax.Array]
+  head: Callable[[Params], tuple[jax.Array, jax.Array | None]]
+  vocab_size: int
+  last_hidden: Callable[[Params, jax.Array], jax.Array] | None = None
+
+
+def shift(seq: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """[B, L] left-padded sequences -> inputs, targets [B, L-1] and loss weights.
+
+  A target whose input is padding has no sequence context, so it carries no
+  weight; nor does a padding target.
+  """
+  inputs, targets = seq[:, :-1], seq[:, 1:]
+  return inputs, targets, (inputs != 0) & (targets != 0)
+
+
+def num_negatives(num_items: int, configured: int | None, default_fraction: float) -> int:
+  """Shared negatives of the sampled softmax: `configured`, or a fraction of the items."""
+  if configured is not None:
+    if configured < 1:
+      raise InputError(f"config.num_negatives={configured}: must be at least 1")
+    return configured
+  return max(1, int(round(default_fraction * num_items)))
+
+
+def objective(kind: str, hidden: jax.Array, kernel: jax.Array, bias: jax.Array | None,
+              targets: jax.Array, weights: jax.Array, rng: jax.Array, vocab_size: int,
+              negatives: int) -> jax.Array:
+  """The scalar training loss of `kind` (one of LOSSES) over weighted positions.
+
+  "bce" is SASRec's original loss: each position's target against one
+  uniformly drawn negative item, binary cross-entropy on both.
+  """
+  if kind == "full":
+    return losses.softmax_cross_entropy(hidden, kernel, bias, targets, weights, vocab_size)
+  if kind == "sampled":
+    return losses.sampled_softmax_cross_entropy(hidden, kernel, bias, targets, weights,
+                                                negatives, rng, vocab_size)
+  return losses.binary_cross_entropy(hidden, kernel, bias, targets, weights, rng,
+                                     vocab_size)
+
+
+def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
+              param_rules: ParamRules = (), ks: Sequence[int] = metrics.DEFAULT_KS,
+              corrupt: Corrupt | None = None,
+              eval_inputs: Callable[[jax.Array], jax.Array] | None = None) -> Task:
+  """The training and evaluation functions of a next-item model.
+
+  Args:
+    model: the network.
+    loss: one of LOSSES.
+    negatives: shared negatives per step of the sampled softmax.
+    param_rules: how the model's item tables split over the mesh.
+    ks: cut-offs of the ranking metrics.
+    corrupt: training inputs, targets and weights from a batch; the default
+      is `shift` (next-item prediction at every position). Masked
+      pretraining corrupts positions instead.
+    eval_inputs: seq [B, L] -> the inputs whose last position predicts
+      seq[:, -1]; default seq[:, :-1].
+  Returns:
+    The task; `evaluate` gives MRR/HR/NDCG at `ks`, each [B].
+  """
+  if loss not in LOSSES:
+    raise InputError(f"config.loss={loss!r}: must be one of {LOSSES}")
+  last_hidden = model.last_hidden or (
+      lambda params, inputs: model.hidden(params, inputs, False, jax.random.key(0))[:, -1])
+
+  def loss_fn(params: Params, batch: Batch, rng: jax.Array
+              ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    model_rng, corrupt_rng, loss_rng = jax.random.split(rng, 3)
+    if corrupt is None:
+      inputs, targets, weights = shift(batch["seq"])
+    else:
+      inputs, targets, weights = corrupt(corrupt_rng, batch["seq"])
+    hidden = model.hidden(params, inputs, True, model_rng)
+    kernel, bias = model.head(params)
+    value = objective(loss, hidden, kernel, bias, targets, weights, loss_rng,
+                      model.vocab_size, negatives)
+    return value, {"targets_per_row": jnp.mean(jnp.sum(weights, axis=1,
+                                                       dtype=jnp.float32))}
+
+  def evaluate(params: Params, batch: Batch) -> dict[str, jax.Array]:
+    seq = batch["seq"]
+    inputs = seq[:, :-1] if eval_inputs is None else eval_inputs(seq)
+    kernel, bias = model.head(params)
+    scores = losses.logits(last_hidden(params, inputs), kernel, bias, model.vocab_size)
+    return metrics.full_ranking(scores, seq[:, -1], ks)
+
+  return Task(init=model.init, loss=loss_fn, evaluate=evaluate, param_rules=param_rules)
+
+
+def user_sequences(config: Any, data: Interactions,
+                   item_mask: np.ndarray | None = None) -> sequences.UserSequences:
+  """Sequences of `data` after the config's count filters (config.min_item_count,
+  config.min_user_count)."""
+  return sequences.build_user_sequences(
+      data, min_item_count=config.min_item_count, min_user_count=config.min_user_count,
+      item_mask=item_mask)
+
+
+def split(config: Any, seqs: sequences.UserSequences) -> sequences.Splits:
+  """The split config.split names, with config.max_len, config.min_len and,
+  for "random", config.seed."""
+  if config.split == "leave_one_out":
+    return sequences.leave_one_out(seqs, config.max_len, config.min_len)
+  if config.split == "random":
+    return sequences.random_split(seqs, config.max_len, config.min_len, seed=config.seed)
+  raise InputError(f"config.split={config.split!r}: must be one of {SPLITS}")
+
+
+def vocabulary(data: Interactions, item_index: np.ndarray) -> np.ndarray:
+  """str [V]: raw item id of every dense id (`UserSequences.item_index`), "" for 0."""
+  return np.concatenate([[""], data.item_ids[item_index[1:]].astype(str)])
+
+
+def experiment(task: Task, data: Interactions, seqs: sequences.UserSequences,
+               splits: sequences.Splits) -> Experiment:
+  """The `Experiment` of a next-item family on `splits` of `seqs`."""
+  return Experiment(
+      task=task, train={"seq": splits.train.seqs},
+      eval={"valid": {"seq": splits.valid.seqs}, "test": {"seq": splits.test.seqs}},
+      items=vocabulary(data, seqs.item_index), report=REPORT,
+      info={"data": {"dataset": data.name, "items": seqs.num_items,
+                     "users": len(seqs.users), "train_rows": len(splits.train),
+                     "valid_rows": len(splits.valid), "test_rows": len(splits.test)}})

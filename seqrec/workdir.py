@@ -1,0 +1,103 @@
+"""A self-describing workdir: the config that made it and the items it scores.
+
+`config.json` holds the full experiment config, `items.npy` the raw item id of
+every dense id (str [V], "" for the padding id 0). Anything that reads a
+workdir later (fine-tuning, recommendation, export) rebuilds the model from
+these two files alone. A run in a workdir whose config differs is refused with
+a one-line diff, except for a longer schedule, which continues training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from flax import traverse_util
+
+from seqrec.errors import InputError
+
+CONFIG_FILE = "config.json"
+ITEMS_FILE = "items.npy"
+# Keys a rerun may change: the schedule may grow; the device count is hardware
+# (checkpoints restore on any number of devices).
+GROWABLE = ("num_steps", "num_epochs")
+HARDWARE = ("num_devices",)
+
+
+def write_json(path: str, value: Any) -> None:
+  """Writes `value` to `path` whole or not at all (a temporary file, renamed)."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def _flat(config: dict) -> dict[str, Any]:
+  flat = traverse_util.flatten_dict(config, sep=".")
+  return {k: list(v) if isinstance(v, tuple) else v for k, v in flat.items()}
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+  """"key: old -> new" for every setting that makes `new` another experiment."""
+  old_flat, new_flat = _flat(old), _flat(new)
+  out = []
+  for key in sorted(set(old_flat) | set(new_flat)):
+    before, after = old_flat.get(key), new_flat.get(key)
+    if before == after or key in HARDWARE:
+      continue
+    if key in GROWABLE and before is not None and after is not None and after >= before:
+      continue
+    out.append(f"{key}: {before!r} -> {after!r}")
+  return out
+
+
+def has_run(workdir: str) -> bool:
+  """Whether a run has trained (checkpointed) or finished in `workdir`."""
+  return (os.path.isdir(os.path.join(workdir, "checkpoints")) and
+          bool(os.listdir(os.path.join(workdir, "checkpoints")))) or os.path.exists(
+              os.path.join(workdir, "results.json"))
+
+
+def check(workdir: str, config: dict) -> None:
+  """Refuses `config` in a workdir that holds another experiment.
+
+  Raises:
+    InputError: naming the workdir and the differing settings.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path) or not has_run(workdir):
+    return
+  with open(path) as f:
+    old = json.load(f)
+  diff = config_diff(old, config)
+  if diff:
+    raise InputError(f"--workdir={workdir} holds another experiment ({'; '.join(diff)}); "
+                     "use a new --workdir")
+
+
+def save(workdir: str, config: dict, items: np.ndarray) -> None:
+  """Writes config.json and items.npy (process 0 only)."""
+  if jax.process_index() != 0:
+    return
+  os.makedirs(workdir, exist_ok=True)
+  tmp = os.path.join(workdir, f"{ITEMS_FILE}.tmp-{os.getpid()}.npy")
+  np.save(tmp, np.asarray(items, dtype=str))
+  os.replace(tmp, os.path.join(workdir, ITEMS_FILE))
+  write_json(os.path.join(workdir, CONFIG_FILE), config)
+
+
+def load(workdir: str, setting: str = "--workdir") -> tuple[dict, np.ndarray]:
+  """(config dict, raw item ids str [V]) of a workdir written by `launch.train`.
+
+  Raises:
+    InputError: one line naming `setting` and the missing file.
+  """
+  for name in (CONFIG_FILE, ITEMS_FILE):
+    if not os.path.exists(os.path.join(workdir, name)):
+      raise InputError(f"{setting}={workdir}: no {name}; is it a launch.train workdir?")
+  with open(os.path.join(workdir, CONFIG_FILE)) as f:
+    config = json.load(f)
+  return config, np.load(os.path.join(workdir, ITEMS_FILE), allow_pickle=False)

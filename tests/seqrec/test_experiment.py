@@ -1,0 +1,43 @@
+"""Experiments from configs: validation before work, data independent of the seed."""
+
+import numpy as np
+import pytest
+
+from configs import cmnrec
+from seqrec import experiment
+from seqrec.errors import InputError
+
+
+def test_config_seed_changes_initialisation_not_the_synthetic_data():
+  config = cmnrec.get_config("tiny")
+  first = experiment.load_data(config)
+  config.seed = 7
+  second = experiment.load_data(config)
+  np.testing.assert_array_equal(first.item, second.item)
+  np.testing.assert_array_equal(first.user, second.user)
+  config.synthetic.seed = 7
+  assert not np.array_equal(first.item, experiment.load_data(config).item)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("learning_rate", float("inf"), "config.learning_rate=inf: must be positive and finite"),
+    ("learning_rate", float("nan"), "config.learning_rate=nan"),
+    ("num_devices", 0, "config.num_devices=0: must be at least 1"),
+    ("num_steps", 0, "config.num_steps=0: must be at least 1"),
+    ("family", "gpt", "config.family='gpt': must be one of"),
+    ("eval_batch_size", 6, "config.eval_batch_size=6 is not divisible by the 8"),
+])
+def test_bad_common_settings_are_one_line(key, value, message):
+  config = cmnrec.get_config("tiny")
+  config[key] = value
+  with pytest.raises(InputError, match=message.replace("(", r"\(")):
+    experiment.validate(config)
+
+
+def test_train_config_takes_steps_from_epochs_unless_given():
+  config = cmnrec.get_config("tiny")
+  assert experiment.train_config(config, "/w", 100).num_steps == 4
+  config.num_steps = None
+  config.num_epochs = 2.0
+  loop = experiment.train_config(config, "/w", 100)
+  assert loop.num_steps == 12 and loop.workdir == "/w"  # 2 x (100 // 16)

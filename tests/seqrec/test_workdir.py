@@ -1,0 +1,50 @@
+"""A self-describing workdir: config identity, atomic writes, process 0 only."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from seqrec import workdir
+from seqrec.errors import InputError
+
+CONFIG = {"family": "cmnrec", "learning_rate": 1e-3, "num_steps": 100, "num_devices": 8,
+          "model": {"kind": "tsc", "dilations": [1, 4]}}
+
+
+def test_diff_names_every_changed_setting_but_a_longer_schedule_or_the_devices():
+  new = {**CONFIG, "learning_rate": 0.01, "num_steps": 200, "num_devices": 1,
+         "model": {"kind": "srmn", "dilations": (1, 4)}}
+  assert workdir.config_diff(CONFIG, new) == [
+      "learning_rate: 0.001 -> 0.01", "model.kind: 'tsc' -> 'srmn'"]
+  assert workdir.config_diff(CONFIG, {**CONFIG, "num_steps": 50}) == [
+      "num_steps: 100 -> 50"]
+  assert workdir.config_diff(CONFIG, {**CONFIG, "extra": 1}) == ["extra: None -> 1"]
+
+
+def test_check_refuses_another_experiment_only_once_it_has_run(tmp_path):
+  workdir.save(str(tmp_path), CONFIG, np.array(["", "a"]))
+  other = {**CONFIG, "learning_rate": 0.5}
+  workdir.check(str(tmp_path), other)  # nothing trained yet: may be replaced
+  os.makedirs(tmp_path / "checkpoints" / "4")
+  with pytest.raises(InputError, match=r"holds another experiment \(learning_rate"):
+    workdir.check(str(tmp_path), other)
+  workdir.check(str(tmp_path), {**CONFIG, "num_steps": 300})
+
+
+def test_save_and_load_round_trip_raw_ids(tmp_path):
+  items = np.array(["", "196", "i-9"])
+  workdir.save(str(tmp_path), CONFIG, items)
+  config, loaded = workdir.load(str(tmp_path))
+  assert config == json.loads(json.dumps(CONFIG)) and loaded.tolist() == items.tolist()
+  assert sorted(os.listdir(tmp_path)) == ["config.json", "items.npy"]  # no temp files
+  with pytest.raises(InputError, match=r"--x=/nowhere: no config.json"):
+    workdir.load("/nowhere", "--x")
+
+
+def test_only_process_zero_writes(tmp_path, monkeypatch):
+  monkeypatch.setattr(jax, "process_index", lambda: 1)
+  workdir.save(str(tmp_path), CONFIG, np.array([""]))
+  assert os.listdir(tmp_path) == []
