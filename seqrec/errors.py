@@ -12,3 +12,16 @@ class InputError(ValueError):
 
 class TrainingError(RuntimeError):
   """Training cannot go on (e.g. the loss became NaN); the message is one line."""
+
+
+def require_at_least_one(owner: object, names: tuple[str, ...], prefix: str) -> None:
+  """Raises InputError naming the first of `owner`'s fields `names` below 1."""
+  for name in names:
+    if getattr(owner, name) < 1:
+      raise InputError(f"{prefix}{name}={getattr(owner, name)}: must be at least 1")
+
+
+def require_rate(value: float, name: str) -> None:
+  """Raises InputError unless 0 <= value < 1 (a dropout rate)."""
+  if not 0.0 <= value < 1.0:
+    raise InputError(f"{name}={value}: must be in [0, 1)")

@@ -17,6 +17,7 @@ FAMILIES = {
     "cmnrec": "chunkmnr_jax.family",
     "nextitnet": "peterrec_jax.pretrain",
     "peterrec": "peterrec_jax.finetune",
+    "caser": "baselines.caser",
 }
 
 

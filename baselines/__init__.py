@@ -1,0 +1,1 @@
+"""Next-item baselines added as model families through the registry (Caser, SASRec)."""
