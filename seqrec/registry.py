@@ -18,6 +18,7 @@ FAMILIES = {
     "nextitnet": "peterrec_jax.pretrain",
     "peterrec": "peterrec_jax.finetune",
     "caser": "baselines.caser",
+    "sasrec": "baselines.sasrec",
 }
 
 
