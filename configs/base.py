@@ -34,6 +34,9 @@ def base(family: str) -> ml_collections.ConfigDict:
   c.learning_rate = 1e-3
   c.loss = "full"
   c.num_negatives = config_dict.placeholder(int)  # sampled loss; None: the family's share
+  # The output layer and loss only at positions with a target (seqrec.packing);
+  # False computes them at every position: the same loss, more work.
+  c.pack_targets = True
   # Evaluation and output.
   c.eval_every = 0  # 0: at the end only
   c.eval_batch_size = 256

@@ -30,7 +30,7 @@ from flax import traverse_util
 
 from peterrec_jax import downstream, pretrain
 from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, last_block, weight_init
-from seqrec import checkpoint, losses, mesh, metrics, next_item, workdir
+from seqrec import checkpoint, losses, mesh, metrics, next_item, sequences, workdir
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
 from seqrec.task import Batch, Experiment, Params, Task
@@ -286,8 +286,15 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
             **sampled_metrics(scores, labels, _example_keys(batch, eval_seed),
                               vocab_size)}
 
+  def score(params: Params, batch: Batch) -> jax.Array:
+    if classify:
+      return jax.nn.log_softmax(model.apply(params, batch["seq"]).astype(jnp.float32))
+    user = model.apply(params, batch["seq"], method=UserModel.represent)
+    head = params["params"]["head"]
+    return losses.logits(user, head["kernel"], head["bias"], vocab_size)
+
   return Task(init=init, loss=loss_fn, evaluate=evaluate, trainable=trainable,
-              param_rules=param_rules(kind), warm_start=warm_start)
+              param_rules=param_rules(kind), warm_start=warm_start, score=score)
 
 
 def build(config: Any, data: Interactions) -> Experiment:
@@ -339,4 +346,6 @@ def build(config: Any, data: Interactions) -> Experiment:
       items=np.asarray(task_data.label_names, dtype=str),
       report=("accuracy",) if classify else ("ndcg@10", "hr@10", "sampled_hr@5"),
       info={"task": config.task, "method": config.method, "data_stats": task_data.stats,
-            "patch": network.patch, "patch_dim": network.bottleneck if patched else None})
+            "patch": network.patch, "patch_dim": network.bottleneck if patched else None},
+      queries={"seq": sequences.left_pad(source.items, config.max_len)},
+      query_ids=data.user_ids[source.users].astype(str), classes=classify)

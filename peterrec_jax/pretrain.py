@@ -18,6 +18,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from peterrec_jax import downstream
 from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, weight_init
@@ -57,6 +58,12 @@ class NextItNetLM(nn.Module):
     return self.output(self.trunk(tokens))
 
 
+def num_corrupted(num_real: Any, mask_prob: float, max_masked: int, xp: Any = np) -> Any:
+  """Positions `corrupt` chooses in rows of `num_real` real items (numpy or jnp `xp`)."""
+  chosen = xp.clip(xp.round(mask_prob * num_real).astype(xp.int32), 1, max_masked)
+  return xp.minimum(chosen, num_real)
+
+
 def corrupt(rng: jax.Array, seq: jax.Array, config: NextItNetConfig,
             mask_prob: float = 0.3, max_masked: int = 30
             ) -> tuple[jax.Array, jax.Array]:
@@ -77,9 +84,7 @@ def corrupt(rng: jax.Array, seq: jax.Array, config: NextItNetConfig,
     (inputs int32 [B, L], chosen bool [B, L]); the targets are `seq` itself.
   """
   real = seq != 0
-  num_real = jnp.sum(real, axis=1)
-  num_chosen = jnp.clip(jnp.round(mask_prob * num_real).astype(jnp.int32), 1, max_masked)
-  num_chosen = jnp.minimum(num_chosen, num_real)
+  num_chosen = num_corrupted(jnp.sum(real, axis=1), mask_prob, max_masked, jnp)
   pick_rng, kind_rng, item_rng = jax.random.split(rng, 3)
   # Random priorities, padding last; the num_chosen lowest per row are chosen.
   priority = jnp.where(real, jax.random.uniform(pick_rng, seq.shape), 2.0)
@@ -142,6 +147,8 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
       lm, loss=loss, param_rules=PARAM_RULES,
       negatives=next_item.num_negatives(config.num_items, negatives, NEGATIVE_FRACTION),
       corrupt=None if causal else masked,
+      corrupt_positions=lambda batch: num_corrupted(
+          np.sum(batch["seq"] != 0, axis=1), mask_prob, max_masked),
       eval_inputs=None if causal else lambda seq: seq.at[:, -1].set(config.mask_id))
 
 

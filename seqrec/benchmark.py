@@ -29,7 +29,7 @@ from flax import traverse_util
 
 from seqrec import workdir
 from seqrec.task import Arrays, Task
-from seqrec.trainer import TrainConfig, Trainer
+from seqrec.trainer import TrainConfig, Trainer, batch_indices
 
 # The task of a catalog of `num_items` items whose tables are padded to a
 # multiple of `vocab_multiple`.
@@ -258,3 +258,37 @@ def write_scale_report(out_dir: str, records: list[dict[str, Any]],
   """Writes out_dir/bench_scale.json and bench_scale.png; returns the report."""
   return write_report(out_dir, "bench_scale", {"settings": settings, "results": records},
                       lambda path: plot(records, path))
+
+
+def throughput(task: Task, train: Arrays, *, batch_size: int, repeats: int,
+               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+  """Training throughput of `task` on its real data, with and without packing.
+
+  Both variants run the trainer's step on the same batch (the first one of
+  the run) and are timed round-robin. Seconds per epoch are steps per epoch
+  (training rows // batch) times the median step.
+
+  Returns:
+    One record per variant: "packed", median step ms, examples/s, s/epoch, and
+    the share of positions that carry a target in that batch.
+  """
+  rows = len(next(iter(train.values())))
+  first = {k: v[batch_indices(rows, batch_size, 0, 0)] for k, v in train.items()}
+  steps = {pack: TrainStep(dataclasses.replace(
+      task, loss_positions=task.loss_positions if pack else None), first)
+           for pack in (True, False)}
+  ms = interleaved_ms(steps, repeats)
+  seq = first.get("seq")
+  share = None
+  if seq is not None and task.loss_positions is not None:
+    share = float(task.loss_positions(first).sum() / (seq.shape[0] * (seq.shape[1] - 1)))
+  out = []
+  for pack, median in ms.items():
+    record = {"packed": pack, "step_ms": median,
+              "examples_per_second": 1e3 * batch_size / median,
+              "seconds_per_epoch": (rows // batch_size) * median / 1e3,
+              "target_share": share}
+    log(f"  packed={pack}: {median:.1f} ms/step, {record['examples_per_second']:.0f} "
+        f"examples/s, {record['seconds_per_epoch']:.1f} s/epoch")
+    out.append(record)
+  return out

@@ -78,7 +78,7 @@ def train_config(config: ml_collections.ConfigDict, workdir: str,
       checkpoint_every=config.checkpoint_every, log_every=config.log_every,
       eval_batch_size=config.eval_batch_size, eval_all_splits=config.eval_all_splits,
       select_metric=config.select_metric or None, num_devices=config.num_devices,
-      model_parallel=config.model_parallel)
+      model_parallel=config.model_parallel, pack_targets=config.pack_targets)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> tuple[dict[str, Any], str]:

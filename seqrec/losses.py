@@ -100,19 +100,22 @@ def sampled_softmax_cross_entropy(hidden: jax.Array, kernel: jax.Array,
   return _weighted_mean(jax.nn.logsumexp(all_scores, axis=-1) - pos_scores, weights)
 
 
+def bce_negatives(rng: jax.Array, targets: jax.Array, vocab_size: int) -> jax.Array:
+  """One negative per position for `binary_cross_entropy`: uniform over the
+  items 1..vocab_size-1 other than the position's target, int like `targets`."""
+  draws = jax.random.randint(rng, targets.shape, 1, vocab_size - 1)
+  return draws + (draws >= targets)  # skips the target, no rejection loop
+
+
 def binary_cross_entropy(hidden: jax.Array, kernel: jax.Array, bias: jax.Array | None,
-                         targets: jax.Array, weights: jax.Array, rng: jax.Array,
-                         vocab_size: int | None = None) -> jax.Array:
+                         targets: jax.Array, negatives: jax.Array,
+                         weights: jax.Array) -> jax.Array:
   """SASRec's original loss: each target against one negative, binary CE.
 
-  The negative of every position is drawn uniformly from the items 1..V-1
-  other than its target. Only the two gathered columns are scored.
-
-  Shapes as in `softmax_cross_entropy`; returns the scalar weighted mean loss.
+  Only the two gathered columns are scored. Shapes as in
+  `softmax_cross_entropy`, with `negatives` like `targets` (`bce_negatives`);
+  returns the scalar weighted mean loss.
   """
-  vocab_size = vocab_size or kernel.shape[1]
-  draws = jax.random.randint(rng, targets.shape, 1, vocab_size - 1)
-  negatives = draws + (draws >= targets)  # skips the target, no rejection loop
   columns = jnp.stack([targets, negatives], axis=-1)  # [..., 2]
   vectors = jnp.take(kernel.T, columns, axis=0).astype(hidden.dtype)  # [..., 2, D]
   scores = jnp.einsum("...d,...kd->...k", hidden, vectors,

@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqrec import losses, metrics, sequences
+from seqrec import losses, metrics, packing, sequences
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
-from seqrec.task import Batch, Experiment, ParamRules, Params, Task
+from seqrec.task import Arrays, Batch, Experiment, ParamRules, Params, Task
 
 LOSSES = ("full", "sampled", "bce")
 SPLITS = ("leave_one_out", "random")
@@ -65,6 +65,12 @@ def shift(seq: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   return inputs, targets, (inputs != 0) & (targets != 0)
 
 
+def shift_positions(batch: Arrays) -> np.ndarray:
+  """Host twin of `shift`: int [B] weighted positions of each row of batch["seq"]."""
+  seq = batch["seq"]
+  return np.sum((seq[:, :-1] != 0) & (seq[:, 1:] != 0), axis=1)
+
+
 def num_negatives(num_items: int, configured: int | None, default_fraction: float) -> int:
   """Shared negatives of the sampled softmax: `configured`, or a fraction of the items."""
   if configured is not None:
@@ -76,24 +82,34 @@ def num_negatives(num_items: int, configured: int | None, default_fraction: floa
 
 def objective(kind: str, hidden: jax.Array, kernel: jax.Array, bias: jax.Array | None,
               targets: jax.Array, weights: jax.Array, rng: jax.Array, vocab_size: int,
-              negatives: int) -> jax.Array:
+              negatives: int, groups_and_size: tuple[int, int] | None = None) -> jax.Array:
   """The scalar training loss of `kind` (one of LOSSES) over weighted positions.
 
   "bce" is SASRec's original loss: each position's target against one
-  uniformly drawn negative item, binary cross-entropy on both.
+  uniformly drawn negative item, binary cross-entropy on both. With
+  `groups_and_size` (the packing shape) the weighted positions are packed
+  first; per-position draws are made before packing, so the loss and its
+  gradients do not depend on it.
   """
+  per_position = [hidden, targets]
+  if kind == "bce":
+    per_position.append(losses.bce_negatives(rng, targets, vocab_size))
+  if groups_and_size is not None:
+    weights, per_position = packing.pack(weights, per_position, *groups_and_size)
+  hidden, targets = per_position[:2]
   if kind == "full":
     return losses.softmax_cross_entropy(hidden, kernel, bias, targets, weights, vocab_size)
   if kind == "sampled":
     return losses.sampled_softmax_cross_entropy(hidden, kernel, bias, targets, weights,
                                                 negatives, rng, vocab_size)
-  return losses.binary_cross_entropy(hidden, kernel, bias, targets, weights, rng,
-                                     vocab_size)
+  return losses.binary_cross_entropy(hidden, kernel, bias, targets, per_position[2],
+                                     weights)
 
 
 def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
               param_rules: ParamRules = (), ks: Sequence[int] = metrics.DEFAULT_KS,
               corrupt: Corrupt | None = None,
+              corrupt_positions: Callable[[Arrays], np.ndarray] | None = None,
               eval_inputs: Callable[[jax.Array], jax.Array] | None = None) -> Task:
   """The training and evaluation functions of a next-item model.
 
@@ -106,6 +122,8 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
     corrupt: training inputs, targets and weights from a batch; the default
       is `shift` (next-item prediction at every position). Masked
       pretraining corrupts positions instead.
+    corrupt_positions: with `corrupt`, the host count of each row's weighted
+      positions (`Task.loss_positions`); without it nothing is packed.
     eval_inputs: seq [B, L] -> the inputs whose last position predicts
       seq[:, -1]; default seq[:, :-1].
   Returns:
@@ -126,18 +144,27 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
     hidden = model.hidden(params, inputs, True, model_rng)
     kernel, bias = model.head(params)
     value = objective(loss, hidden, kernel, bias, targets, weights, loss_rng,
-                      model.vocab_size, negatives)
+                      model.vocab_size, negatives,
+                      batch[packing.KEY].shape if packing.KEY in batch else None)
     return value, {"targets_per_row": jnp.mean(jnp.sum(weights, axis=1,
                                                        dtype=jnp.float32))}
 
-  def evaluate(params: Params, batch: Batch) -> dict[str, jax.Array]:
-    seq = batch["seq"]
+  def next_scores(params: Params, seq: jax.Array) -> jax.Array:
+    """Scores for the last position of seq [B, L]: the prediction of seq[:, -1]."""
     inputs = seq[:, :-1] if eval_inputs is None else eval_inputs(seq)
     kernel, bias = model.head(params)
-    scores = losses.logits(last_hidden(params, inputs), kernel, bias, model.vocab_size)
-    return metrics.full_ranking(scores, seq[:, -1], ks)
+    return losses.logits(last_hidden(params, inputs), kernel, bias, model.vocab_size)
 
-  return Task(init=model.init, loss=loss_fn, evaluate=evaluate, param_rules=param_rules)
+  def evaluate(params: Params, batch: Batch) -> dict[str, jax.Array]:
+    return metrics.full_ranking(next_scores(params, batch["seq"]), batch["seq"][:, -1], ks)
+
+  def score(params: Params, batch: Batch) -> jax.Array:
+    # The history [B, L-1] with a placeholder for the item to predict.
+    return next_scores(params, jnp.pad(batch["seq"], ((0, 0), (0, 1))))
+
+  positions = shift_positions if corrupt is None else corrupt_positions
+  return Task(init=model.init, loss=loss_fn, evaluate=evaluate, param_rules=param_rules,
+              loss_positions=positions, score=score)
 
 
 def user_sequences(config: Any, data: Interactions,
@@ -173,4 +200,6 @@ def experiment(task: Task, data: Interactions, seqs: sequences.UserSequences,
       items=vocabulary(data, seqs.item_index), report=REPORT,
       info={"data": {"dataset": data.name, "items": seqs.num_items,
                      "users": len(seqs.users), "train_rows": len(splits.train),
-                     "valid_rows": len(splits.valid), "test_rows": len(splits.test)}})
+                     "valid_rows": len(splits.valid), "test_rows": len(splits.test)}},
+      queries={"seq": sequences.left_pad(seqs.items, splits.train.seqs.shape[1] - 1)},
+      query_ids=data.user_ids[seqs.users].astype(str), seen=seqs.items)

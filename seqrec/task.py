@@ -45,6 +45,12 @@ class Task:
       into a fresh init. The trainer applies it once, after `init` and only
       when there is no checkpoint to resume, then lays the result out on the
       parameter shardings.
+    score: (params, {"seq": int [B, L] history}) -> float32 [B, V'] scores of
+      every item (or class) the model can recommend next; padding columns
+      -inf. None: the family cannot recommend.
+    loss_positions: host batch -> int [B], how many positions of each row
+      the loss covers. With it the trainer adds `batch[seqrec.packing.KEY]`,
+      whose shape tells `loss` how many positions to pack (`seqrec.packing`).
   """
 
   init: Callable[[jax.Array], Params]
@@ -53,6 +59,8 @@ class Task:
   trainable: tuple[str, ...] = (".*",)
   param_rules: ParamRules = ()
   warm_start: Callable[[Params], Params] | None = None
+  loss_positions: Callable[[Arrays], np.ndarray] | None = None
+  score: Callable[[Params, Batch], jax.Array] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +76,13 @@ class Experiment:
       maps scores back to raw ids without the data.
     report: metric keys the one-line summary prints.
     info: extra results.json fields (data statistics).
+    queries: {"seq": int32 [U, L]}: every user's latest history as
+      `Task.score` reads it, for recommendations to the dataset's users.
+    query_ids: str [U]: the raw user id of each row of `queries`.
+    seen: one int array per row of `queries`: every column the user already
+      has (its whole history), for recommendations that leave them out.
+    classes: `Task.score` scores classes (a profile task), not items; `items`
+      then holds the class names.
   """
 
   task: Task
@@ -76,3 +91,7 @@ class Experiment:
   items: np.ndarray
   report: tuple[str, ...]
   info: dict[str, Any] = dataclasses.field(default_factory=dict)
+  queries: Arrays | None = None
+  query_ids: np.ndarray | None = None
+  seen: list[np.ndarray] | None = None
+  classes: bool = False

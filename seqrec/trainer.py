@@ -23,7 +23,8 @@ from absl import logging
 from flax import struct
 from jax.sharding import Mesh
 
-from seqrec import checkpoint, mesh as mesh_lib, optim, preemption, workdir as workdir_lib
+from seqrec import (checkpoint, mesh as mesh_lib, optim, packing, preemption,
+                    workdir as workdir_lib)
 from seqrec.errors import InputError, TrainingError
 from seqrec.task import Arrays, Task
 from seqrec.writer import MetricWriter
@@ -49,6 +50,7 @@ class TrainConfig:
   model_parallel: int = 1
   select_metric: str | None = None  # e.g. "ndcg@10": report the best-validation step
   eval_all_splits: bool = False  # evaluate every split (not only valid) when validating
+  pack_targets: bool = True  # the loss packs its positions where the task can (`packing`)
 
 
 @struct.dataclass
@@ -169,9 +171,21 @@ class Trainer:
       return self.train_step(state, batch)
 
   def train_batch(self, data: Arrays, step: int) -> dict[str, jax.Array]:
+    """The global batch of `step`, this process's rows of it on its devices.
+
+    With `Task.loss_positions`, also the packing shape [G, C]: computed from
+    the whole global batch, so every process picks the same C.
+    """
     rows = batch_indices(len(next(iter(data.values()))), self.config.batch_size,
-                         self.config.seed, step)[self.local_rows]
-    return mesh_lib.global_batch({k: v[rows] for k, v in data.items()}, self.mesh)
+                         self.config.seed, step)
+    local = {k: v[rows[self.local_rows]] for k, v in data.items()}
+    if self.config.pack_targets and self.task.loss_positions is not None:
+      groups = self.mesh.shape[mesh_lib.DATA]
+      positions = self.task.loss_positions({k: v[rows] for k, v in data.items()})
+      _, size = packing.shape(positions, groups)
+      mine = len(self.local_rows) * groups // self.config.batch_size
+      local[packing.KEY] = np.zeros((mine, size), np.int8)
+    return mesh_lib.global_batch(local, self.mesh)
 
   def evaluate(self, params: Any, data: Arrays) -> dict[str, float]:
     """Mean of each per-example metric over all rows of `data`."""

@@ -1,0 +1,82 @@
+"""Packing loss positions: the loss and its gradients do not change, and no
+[positions, items] logits are formed for padding."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import cmnrec, nextitnet, sasrec
+from seqrec import benchmark, experiment, packing, registry, trainer
+
+CONFIGS = {"cmnrec": cmnrec, "nextitnet": nextitnet, "sasrec": sasrec}
+
+
+def test_capacity_has_eight_sizes_per_octave():
+  assert [packing.capacity(n) for n in (0, 5, 8, 9, 16, 17, 100, 1000)] == [
+      1, 5, 8, 9, 16, 18, 104, 1024]
+  sizes = {packing.capacity(n) for n in range(513, 1025)}
+  assert len(sizes) == 8 and all(packing.capacity(n) <= 1.125 * n for n in range(9, 5000))
+
+
+def test_pack_puts_each_groups_weighted_positions_first():
+  hidden = jnp.arange(2 * 3 * 1, dtype=jnp.float32).reshape(2, 3, 1)
+  weights = jnp.array([[0, 1, 1], [1, 0, 0]])
+  kept, (packed, targets) = packing.pack(weights, [hidden, 10 + hidden[..., 0]], 2, 2)
+  np.testing.assert_array_equal(packed[..., 0], [[1, 2], [3, 4]])
+  np.testing.assert_array_equal(kept, [[1, 1], [1, 0]])
+  np.testing.assert_array_equal(targets, [[11, 12], [13, 14]])
+
+
+@pytest.mark.parametrize("family, overrides", [
+    ("cmnrec", {"loss": "full"}), ("cmnrec", {"loss": "sampled"}),
+    ("sasrec", {"loss": "bce"}), ("nextitnet", {"mode": "masked"}),
+])
+def test_packed_loss_and_gradients_equal_the_unpacked_ones(family, overrides):
+  config = CONFIGS[family].get_config("tiny")
+  config.update(overrides)
+  built = registry.build(config, experiment.load_data(config))
+  task = built.task
+  values = {}
+  for pack in (True, False):
+    loop = trainer.Trainer(task, trainer.TrainConfig(workdir="", num_steps=1, batch_size=16,
+                                                     pack_targets=pack))
+    batch = loop.train_batch(built.train, 3)
+    assert (packing.KEY in batch) == pack
+    params = task.init(jax.random.key(0))
+    with jax.set_mesh(loop.mesh):
+      values[pack] = jax.jit(jax.value_and_grad(
+          lambda p, b: task.loss(p, b, jax.random.key(1))[0]))(params, batch)
+  (packed, packed_grads), (full, full_grads) = values[True], values[False]
+  np.testing.assert_allclose(packed, full, rtol=1e-6, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(packed_grads), jax.tree.leaves(full_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_no_logits_are_formed_for_padding():
+  config = cmnrec.get_config("tiny")
+  config.model.kind = "gru4rec"
+  built = registry.build(config, experiment.load_data(config))
+  loop = trainer.Trainer(built.task, trainer.TrainConfig(workdir="", num_steps=1,
+                                                         batch_size=16, num_devices=1))
+  batch = loop.train_batch(built.train, 0)
+  groups, size = batch[packing.KEY].shape
+  positions = 16 * (config.max_len - 1)
+  assert groups == 1 and size < positions
+  vocab = built.task.init(jax.random.key(0))["params"]["head"]["bias"].shape[0]
+  jaxpr = str(jax.make_jaxpr(lambda p: built.task.loss(p, batch, jax.random.key(0)))(
+      built.task.init(jax.random.key(0))))
+  assert f"{size},{vocab}]" in jaxpr.replace(" ", "")
+  assert f"{positions},{vocab}]" not in jaxpr.replace(" ", "")
+  assert f"{config.max_len - 1},{vocab}]" not in jaxpr.replace(" ", "")
+
+
+def test_throughput_times_both_variants_on_the_same_batch():
+  config = cmnrec.get_config("tiny")
+  config.model.kind = "gru4rec"
+  built = registry.build(config, experiment.load_data(config))
+  records = benchmark.throughput(built.task, built.train, batch_size=16, repeats=1,
+                                 log=lambda _: None)
+  assert [r["packed"] for r in records] == [True, False]
+  assert all(r["step_ms"] > 0 and r["seconds_per_epoch"] > 0 for r in records)
+  assert 0 < records[0]["target_share"] < 1
