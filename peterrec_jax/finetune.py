@@ -297,6 +297,18 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
               param_rules=param_rules(kind), warm_start=warm_start, score=score)
 
 
+def network(config: Any) -> NextItNetConfig:
+  """The network a fine-tuning config trains: the backbone of its pretraining
+  workdir (config.pretrained), with the method's patches and config.dtype.
+  Its item tables keep the pretrained padding, so the embedding keeps its shape."""
+  pretrained, items = workdir.load(config.pretrained, "config.pretrained")
+  patched = config.method == "peterrec"
+  return dataclasses.replace(
+      pretrain.network_config(ml_collections.ConfigDict(pretrained), len(items) - 1),
+      patch=config.patch if patched else None,
+      patch_dim=config.patch_dim if patched else None, dtype=config.dtype)
+
+
 def build(config: Any, data: Interactions) -> Experiment:
   """Fine-tuning on config.task from the pretraining workdir config.pretrained.
 
@@ -330,13 +342,9 @@ def build(config: Any, data: Interactions) -> Experiment:
       held_out_genres=tuple(pretrained.held_out_genres), seed=config.seed)
   logging.info("task %s: %s", config.task, task_data.stats)
   patched = config.method == "peterrec"
-  # The item tables keep the pretrained padding: the embedding must keep its shape.
-  network = dataclasses.replace(
-      pretrain.network_config(pretrained, source.num_items),
-      patch=config.patch if patched else None,
-      patch_dim=config.patch_dim if patched else None, dtype=config.dtype)
+  net = network(config)
   task = make_finetune_task(
-      network, task_data.kind, task_data.num_labels, method=config.method,
+      net, task_data.kind, task_data.num_labels, method=config.method,
       pretrained=lambda: checkpoint.restore_params(config.pretrained),
       pooling=config.pooling, loss=config.loss, eval_seed=config.seed)
   classify = task_data.kind == "classification"
@@ -346,6 +354,7 @@ def build(config: Any, data: Interactions) -> Experiment:
       items=np.asarray(task_data.label_names, dtype=str),
       report=("accuracy",) if classify else ("ndcg@10", "hr@10", "sampled_hr@5"),
       info={"task": config.task, "method": config.method, "data_stats": task_data.stats,
-            "patch": network.patch, "patch_dim": network.bottleneck if patched else None},
+            "patch": config.patch if patched else None,
+            "patch_dim": net.bottleneck if patched else None},
       queries={"seq": sequences.left_pad(source.items, config.max_len)},
       query_ids=data.user_ids[source.users].astype(str), classes=classify)
