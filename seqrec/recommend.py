@@ -148,38 +148,59 @@ def top_k_fn(recommender: Recommender, mesh: jax.sharding.Mesh, k: int,
   return jax.jit(fn, in_shardings=(params_sharding, batch, batch), out_shardings=batch)
 
 
-def stream(recommender: Recommender, queries: np.ndarray,
-           seen: Sequence[np.ndarray] | None = None, *, k: int, exclude_seen: bool = False,
-           batch_size: int = 256, num_devices: int | None = None, model_parallel: int = 1
-           ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-  """Top-k of every row of `queries` int32 [N, L], a batch at a time.
+class Streamer:
+  """Top-k of query rows, a batch at a time, with one compiled program.
 
   Args:
-    seen: with `exclude_seen`, every row's columns to leave out (its whole
-      history, not only the last L items); padded per batch to one of a few
-      widths (`packing.capacity`), so few programs compile.
-  Yields:
-    (rows of `queries`, scores float32 [n, k], columns int32 [n, k]).
+    recommender: the model.
+    k: items per row; exclude_seen: leave out each row's `seen` columns.
+    batch_size: rows per call (a multiple of the data-parallel devices).
+    num_devices, model_parallel: the mesh (None: all devices).
   """
-  if exclude_seen and seen is None:
-    raise InputError("--exclude_seen: this workdir keeps no user histories to exclude")
-  mesh = mesh_lib.make_mesh(num_devices, model_parallel)
-  mesh_lib.check_batch_size(batch_size, mesh, "--batch_size")
-  fn = top_k_fn(recommender, mesh, k, exclude_seen)
-  params = jax.device_put(recommender.params, mesh_lib.param_shardings(
-      recommender.params, mesh, recommender.built.task.param_rules))
-  sharding = NamedSharding(mesh, P(mesh_lib.DATA))
-  for start in range(0, len(queries), batch_size):
-    rows = slice(start, min(start + batch_size, len(queries)))
-    n = rows.stop - start
-    seq = np.zeros((batch_size, queries.shape[1]), np.int32)
-    seq[:n] = queries[rows]
-    mine = list(seen[rows]) if exclude_seen else []
-    width = packing.capacity(max((len(h) for h in mine), default=1))
-    history = np.zeros((batch_size, width), np.int32)
-    for row, items in enumerate(mine):
-      history[row, :len(items)] = items
-    with jax.set_mesh(mesh):
-      scores, columns = fn(params, jax.device_put(seq, sharding),
-                           jax.device_put(history, sharding))
-    yield rows, np.asarray(scores)[:n], np.asarray(columns)[:n]
+
+  def __init__(self, recommender: Recommender, *, k: int, exclude_seen: bool = False,
+               batch_size: int = 256, num_devices: int | None = None,
+               model_parallel: int = 1):
+    self.mesh = mesh_lib.make_mesh(num_devices, model_parallel)
+    mesh_lib.check_batch_size(batch_size, self.mesh, "--batch_size")
+    self.exclude_seen, self.batch_size = exclude_seen, batch_size
+    self.fn = top_k_fn(recommender, self.mesh, k, exclude_seen)
+    self.params = jax.device_put(recommender.params, mesh_lib.param_shardings(
+        recommender.params, self.mesh, recommender.built.task.param_rules))
+    self.sharding = NamedSharding(self.mesh, P(mesh_lib.DATA))
+
+  def __call__(self, queries: np.ndarray, seen: Sequence[np.ndarray] | None = None
+               ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Top-k of every row of `queries` int32 [N, L].
+
+    Args:
+      seen: with `exclude_seen`, every row's columns to leave out (its whole
+        history, not only the last L items); padded per batch to one of a few
+        widths (`packing.capacity`), so few programs compile.
+    Yields:
+      (rows of `queries`, scores float32 [n, k], columns int32 [n, k]).
+    """
+    if self.exclude_seen and seen is None:
+      raise InputError("--exclude_seen: this workdir keeps no user histories to exclude")
+    size = self.batch_size
+    for start in range(0, len(queries), size):
+      rows = slice(start, min(start + size, len(queries)))
+      n = rows.stop - start
+      seq = np.zeros((size, queries.shape[1]), np.int32)
+      seq[:n] = queries[rows]
+      mine = list(seen[rows]) if self.exclude_seen else []
+      history = np.zeros((size, packing.capacity(max((len(h) for h in mine), default=1))),
+                         np.int32)
+      for row, items in enumerate(mine):
+        history[row, :len(items)] = items
+      with jax.set_mesh(self.mesh):
+        scores, columns = self.fn(self.params, jax.device_put(seq, self.sharding),
+                                  jax.device_put(history, self.sharding))
+      yield rows, np.asarray(scores)[:n], np.asarray(columns)[:n]
+
+
+def stream(recommender: Recommender, queries: np.ndarray,
+           seen: Sequence[np.ndarray] | None = None, **settings: Any
+           ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+  """`Streamer(recommender, **settings)(queries, seen)`."""
+  return Streamer(recommender, **settings)(queries, seen)
