@@ -147,8 +147,8 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
       lm, loss=loss, param_rules=PARAM_RULES,
       negatives=next_item.num_negatives(config.num_items, negatives, NEGATIVE_FRACTION),
       corrupt=None if causal else masked,
-      corrupt_positions=lambda batch: num_corrupted(
-          np.sum(batch["seq"] != 0, axis=1), mask_prob, max_masked),
+      corrupt_positions=lambda batch: (num_corrupted(
+          np.sum(batch["seq"] != 0, axis=1), mask_prob, max_masked), batch["seq"].shape[1]),
       eval_inputs=None if causal else lambda seq: seq.at[:, -1].set(config.mask_id))
 
 

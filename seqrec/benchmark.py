@@ -265,7 +265,8 @@ def throughput(task: Task, train: Arrays, *, batch_size: int, repeats: int,
   """Training throughput of `task` on its real data, with and without packing.
 
   Both variants run the trainer's step on the same batch (the first one of
-  the run) and are timed round-robin. Seconds per epoch are steps per epoch
+  the run) and are timed round-robin; where packing does not pay
+  (`packing.PAY_OFF`) the "packed" step is the unpacked one. Seconds per epoch are steps per epoch
   (training rows // batch) times the median step.
 
   Returns:
@@ -278,10 +279,10 @@ def throughput(task: Task, train: Arrays, *, batch_size: int, repeats: int,
       task, loss_positions=task.loss_positions if pack else None), first)
            for pack in (True, False)}
   ms = interleaved_ms(steps, repeats)
-  seq = first.get("seq")
   share = None
-  if seq is not None and task.loss_positions is not None:
-    share = float(task.loss_positions(first).sum() / (seq.shape[0] * (seq.shape[1] - 1)))
+  if task.loss_positions is not None:
+    positions, width = task.loss_positions(first)
+    share = float(positions.sum() / (len(positions) * width))
   out = []
   for pack, median in ms.items():
     record = {"packed": pack, "step_ms": median,

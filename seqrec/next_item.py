@@ -65,10 +65,11 @@ def shift(seq: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   return inputs, targets, (inputs != 0) & (targets != 0)
 
 
-def shift_positions(batch: Arrays) -> np.ndarray:
-  """Host twin of `shift`: int [B] weighted positions of each row of batch["seq"]."""
+def shift_positions(batch: Arrays) -> tuple[np.ndarray, int]:
+  """Host twin of `shift`: int [B] weighted positions of each row of
+  batch["seq"] [B, L], out of L - 1."""
   seq = batch["seq"]
-  return np.sum((seq[:, :-1] != 0) & (seq[:, 1:] != 0), axis=1)
+  return np.sum((seq[:, :-1] != 0) & (seq[:, 1:] != 0), axis=1), seq.shape[1] - 1
 
 
 def num_negatives(num_items: int, configured: int | None, default_fraction: float) -> int:
@@ -123,7 +124,8 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
       is `shift` (next-item prediction at every position). Masked
       pretraining corrupts positions instead.
     corrupt_positions: with `corrupt`, the host count of each row's weighted
-      positions (`Task.loss_positions`); without it nothing is packed.
+      positions and the row width (`Task.loss_positions`); without it nothing
+      is packed.
     eval_inputs: seq [B, L] -> the inputs whose last position predicts
       seq[:, -1]; default seq[:, :-1].
   Returns:

@@ -9,7 +9,8 @@ counts each row's loss positions) and reaches the jitted step as the shape of
 `batch[KEY]`, int8 [G, C]: G the data-parallel groups (one row per data
 shard, so every device packs its own rows and nothing moves between them), C
 the positions per group rounded up to one of 8 sizes per octave (at most
-12.5% slack, and few distinct shapes to compile).
+12.5% slack, and few distinct shapes to compile). A batch that is nearly all
+targets (long sequences) is not packed at all.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 KEY = "packing"
+PAY_OFF = 7 / 8  # pack only when the capacity stays below this share of positions
 
 
 def capacity(count: int) -> int:
@@ -32,11 +34,18 @@ def capacity(count: int) -> int:
   return -(-count // unit) * unit
 
 
-def shape(positions: np.ndarray, groups: int) -> tuple[int, int]:
-  """[G, C] for a global batch whose rows have `positions` int [B] loss positions,
-  split into `groups` contiguous blocks of rows."""
+def shape(positions: np.ndarray, width: int, groups: int) -> tuple[int, int] | None:
+  """[G, C] for a global batch whose rows have `positions` int [B] loss
+  positions out of `width`, split into `groups` contiguous blocks of rows.
+
+  None when C would cover more than 7/8 of the positions: the sort and
+  gather then cost more than the few padded logits they save.
+  """
   per_group = positions.reshape(groups, -1).sum(axis=1)
-  return groups, capacity(int(per_group.max()))
+  size = capacity(int(per_group.max()))
+  if size > PAY_OFF * (len(positions) // groups) * width:
+    return None
+  return groups, size
 
 
 def pack(weights: jax.Array, arrays: Sequence[jax.Array], groups: int,

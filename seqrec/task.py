@@ -48,9 +48,10 @@ class Task:
     score: (params, {"seq": int [B, L] history}) -> float32 [B, V'] scores of
       every item (or class) the model can recommend next; padding columns
       -inf. None: the family cannot recommend.
-    loss_positions: host batch -> int [B], how many positions of each row
-      the loss covers. With it the trainer adds `batch[seqrec.packing.KEY]`,
-      whose shape tells `loss` how many positions to pack (`seqrec.packing`).
+    loss_positions: host batch -> (int [B], W): how many of the W positions of
+      each row the loss covers. With it the trainer adds
+      `batch[seqrec.packing.KEY]` where packing pays, whose shape tells `loss`
+      how many positions to pack (`seqrec.packing`).
   """
 
   init: Callable[[jax.Array], Params]
@@ -59,7 +60,7 @@ class Task:
   trainable: tuple[str, ...] = (".*",)
   param_rules: ParamRules = ()
   warm_start: Callable[[Params], Params] | None = None
-  loss_positions: Callable[[Arrays], np.ndarray] | None = None
+  loss_positions: Callable[[Arrays], tuple[np.ndarray, int]] | None = None
   score: Callable[[Params, Batch], jax.Array] | None = None
 
 

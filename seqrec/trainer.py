@@ -181,10 +181,11 @@ class Trainer:
     local = {k: v[rows[self.local_rows]] for k, v in data.items()}
     if self.config.pack_targets and self.task.loss_positions is not None:
       groups = self.mesh.shape[mesh_lib.DATA]
-      positions = self.task.loss_positions({k: v[rows] for k, v in data.items()})
-      _, size = packing.shape(positions, groups)
-      mine = len(self.local_rows) * groups // self.config.batch_size
-      local[packing.KEY] = np.zeros((mine, size), np.int8)
+      shape = packing.shape(*self.task.loss_positions(
+          {k: v[rows] for k, v in data.items()}), groups)
+      if shape is not None:
+        mine = len(self.local_rows) * groups // self.config.batch_size
+        local[packing.KEY] = np.zeros((mine, shape[1]), np.int8)
     return mesh_lib.global_batch(local, self.mesh)
 
   def evaluate(self, params: Any, data: Arrays) -> dict[str, float]:

@@ -19,6 +19,11 @@ def test_capacity_has_eight_sizes_per_octave():
   assert len(sizes) == 8 and all(packing.capacity(n) <= 1.125 * n for n in range(9, 5000))
 
 
+def test_nearly_full_batches_are_not_packed():
+  assert packing.shape(np.array([5, 9, 2, 8]), 10, 2) == (2, 14)
+  assert packing.shape(np.array([9, 9, 10, 10]), 10, 2) is None  # 20 of 20
+
+
 def test_pack_puts_each_groups_weighted_positions_first():
   hidden = jnp.arange(2 * 3 * 1, dtype=jnp.float32).reshape(2, 3, 1)
   weights = jnp.array([[0, 1, 1], [1, 0, 0]])
@@ -34,13 +39,13 @@ def test_pack_puts_each_groups_weighted_positions_first():
 ])
 def test_packed_loss_and_gradients_equal_the_unpacked_ones(family, overrides):
   config = CONFIGS[family].get_config("tiny")
-  config.update(overrides)
+  config.update(dict(max_len=30, **overrides))  # windows longer than most histories
   built = registry.build(config, experiment.load_data(config))
   task = built.task
   values = {}
   for pack in (True, False):
     loop = trainer.Trainer(task, trainer.TrainConfig(workdir="", num_steps=1, batch_size=16,
-                                                     pack_targets=pack))
+                                                     pack_targets=pack, num_devices=2))
     batch = loop.train_batch(built.train, 3)
     assert (packing.KEY in batch) == pack
     params = task.init(jax.random.key(0))
@@ -56,6 +61,7 @@ def test_packed_loss_and_gradients_equal_the_unpacked_ones(family, overrides):
 def test_no_logits_are_formed_for_padding():
   config = cmnrec.get_config("tiny")
   config.model.kind = "gru4rec"
+  config.max_len = 30
   built = registry.build(config, experiment.load_data(config))
   loop = trainer.Trainer(built.task, trainer.TrainConfig(workdir="", num_steps=1,
                                                          batch_size=16, num_devices=1))
@@ -74,6 +80,7 @@ def test_no_logits_are_formed_for_padding():
 def test_throughput_times_both_variants_on_the_same_batch():
   config = cmnrec.get_config("tiny")
   config.model.kind = "gru4rec"
+  config.max_len = 30
   built = registry.build(config, experiment.load_data(config))
   records = benchmark.throughput(built.task, built.train, batch_size=16, repeats=1,
                                  log=lambda _: None)
