@@ -84,7 +84,8 @@ def train_config(config: ml_collections.ConfigDict, workdir: str,
 def run(config: ml_collections.ConfigDict, workdir: str) -> tuple[dict[str, Any], str]:
   """Builds and trains the experiment `config` in `workdir`.
 
-  Refuses a workdir that holds another experiment before any work, writes
+  Owns the workdir for the run (`workdir.lock`: a second run refuses),
+  refuses a workdir that holds another experiment before any work, writes
   config.json and items.npy once the data and task are built, then trains
   (resuming from the latest checkpoint) and writes results.json.
 
@@ -95,13 +96,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> tuple[dict[str, Any]
   config = with_pretraining_data(config)
   workdir = os.path.abspath(workdir)
   as_dict = config.to_dict()
-  workdir_lib.check(workdir, as_dict)
-  built = registry.build(config, load_data(config))
-  loop = train_config(config, workdir, len(next(iter(built.train.values()))))
-  workdir_lib.save(workdir, as_dict, built.items)
-  _, results = trainer.train(built.task, loop, built.train, built.eval)
-  results.update(config=as_dict, **built.info)
-  path = trainer.write_results(workdir, results)
+  with workdir_lib.lock(workdir):
+    workdir_lib.check(workdir, as_dict)
+    built = registry.build(config, load_data(config))
+    loop = train_config(config, workdir, len(next(iter(built.train.values()))))
+    workdir_lib.save(workdir, as_dict, built.items)
+    _, results = trainer.train(built.task, loop, built.train, built.eval)
+    results.update(config=as_dict, **built.info)
+    path = trainer.write_results(workdir, results)
   shown = ", ".join(f"{k} {results['test'][k]:.4f}" for k in built.report
                     if k in results.get("test", {}))
   return results, f"{config.family}: test {shown}; wrote {path}"

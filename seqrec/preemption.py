@@ -1,4 +1,4 @@
-"""Preemption: on SIGTERM, finish the current step, checkpoint it, and stop.
+"""Preemption: on SIGTERM (or Ctrl-C), finish the current step, checkpoint it, and stop.
 
 Spot/preemptible VMs, TPU maintenance events, SLURM and Kubernetes all send
 SIGTERM and then wait a grace period before killing. Without handling, a
@@ -48,8 +48,11 @@ def notice() -> Iterator[Callable[[int], bool]]:
   if threading.current_thread() is not threading.main_thread():
     yield lambda step: False
     return
-  previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.set())
+  # SIGINT (Ctrl-C) as SIGTERM: save the step and stop, leaving no orbax temp dir.
+  previous = {sig: signal.signal(sig, lambda signum, frame: received.set())
+              for sig in (signal.SIGTERM, signal.SIGINT)}
   try:
     yield lambda step: received.is_set()
   finally:
-    signal.signal(signal.SIGTERM, previous)
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)

@@ -116,7 +116,12 @@ class Trainer:
     updates, opt_state = self.tx.update(full_grads, state.opt_state, state.params)
     new_trainable = optax.apply_updates(trainable, optim.split(updates, self.labels)[0])
     params = optim.merge(new_trainable, frozen)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+    # Checked on the host before any save: a step whose update is not finite
+    # (an inf learning rate, overflowing weights) never reaches a checkpoint.
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
+                                for x in jax.tree.leaves(new_trainable)]))
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
+               "params_finite": finite.astype(jnp.float32)}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   def _eval_step(self, params: Any, batch: dict, valid: jax.Array) -> dict:
@@ -207,14 +212,18 @@ class Trainer:
 
 
 def _check_finite(history: list[dict], first_step: int, mngr: Any, workdir: str) -> None:
-  """Stops with one line if any loss in `history` (steps first_step..) is NaN/Inf."""
+  """Stops with one line if a loss in `history` (steps first_step..) is NaN/Inf
+  or a step's update made a parameter non-finite; that step is never saved."""
   for offset, metrics in enumerate(history):
-    if not np.isfinite(metrics["loss"]):
+    loss_bad = not np.isfinite(metrics["loss"])
+    if loss_bad or not metrics["params_finite"]:
       mngr.wait_until_finished()
       kept = mngr.latest_step()
-      kept_text = (f"last good checkpoint: step {kept} in {workdir}" if kept is not None
-                   else "no checkpoint was written yet")
-      raise TrainingError(f"loss is {metrics['loss']} at step {first_step + offset}; "
+      kept_text = (f"last checkpoint, all parameters finite: step {kept} in {workdir}"
+                   if kept is not None else "no checkpoint was written yet")
+      what = (f"loss is {metrics['loss']}" if loss_bad
+              else "the update made parameters non-finite")
+      raise TrainingError(f"{what} at step {first_step + offset}; "
                           f"training stopped ({kept_text})")
 
 
@@ -230,7 +239,7 @@ def _stop_preempted(done: int, state: TrainState, history: list[dict], mngr: Any
     best_mngr.wait_until_finished()
   writer.close()
   raise preemption.Preempted(
-      f"preempted (SIGTERM) after step {done}/{config.num_steps}: checkpoint saved in "
+      f"preempted (SIGTERM or SIGINT) after step {done}/{config.num_steps}: checkpoint saved in "
       f"{config.workdir}; rerun the same command to resume")
 
 
@@ -267,7 +276,7 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
     state = checkpoint.restore(mngr, state)
     start = int(state.step)
     logging.info("resumed from checkpoint at step %d", start)
-  writer = MetricWriter(config.workdir)
+  writer = MetricWriter(config.workdir, resumed_from=start)
   best_mngr = None
   if config.select_metric and "valid" in eval_data:
     best_mngr = checkpoint.best_manager(config.workdir, config.select_metric)
@@ -279,6 +288,10 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
     for step in range(start, config.num_steps):
       tick = time.perf_counter()
       state, metrics = trainer.run_step(state, train_data, step)
+      if history:
+        # At most two steps in flight: a stop (SIGTERM) waits for one more step,
+        # not for however many the host had dispatched ahead.
+        jax.block_until_ready(history[-1]["loss"])
       history.append(metrics)
       done = step + 1
       is_last = done == config.num_steps
@@ -293,7 +306,8 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
         history = []
         now = time.perf_counter()
         train_seconds += now - window_start
-        last_metrics = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+        last_metrics = {k: float(np.mean([m[k] for m in host])) for k in host[0]
+                        if k != "params_finite"}
         progress = f"step {done}/{config.num_steps} loss {last_metrics['loss']:.4f}"
         throughput = {}
         if done > window_step:  # not for the compiling first step alone

@@ -9,9 +9,12 @@ a one-line diff, except for a longer schedule, which continues training.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-from typing import Any
+import socket
+from typing import Any, Iterator
 
 import jax
 import numpy as np
@@ -21,6 +24,7 @@ from seqrec.errors import InputError
 
 CONFIG_FILE = "config.json"
 ITEMS_FILE = "items.npy"
+LOCK_FILE = ".lock"
 # Keys a rerun may change: the schedule may grow; the device count is hardware
 # (checkpoints restore on any number of devices).
 GROWABLE = ("num_steps", "num_epochs")
@@ -68,14 +72,54 @@ def check(workdir: str, config: dict) -> None:
     InputError: naming the workdir and the differing settings.
   """
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path) or not has_run(workdir):
+  if not has_run(workdir):
     return
+  if not os.path.exists(path):
+    raise InputError(f"--workdir={workdir} holds another run's results.json or checkpoints "
+                     f"but no {CONFIG_FILE}; use a new --workdir")
   with open(path) as f:
     old = json.load(f)
   diff = config_diff(old, config)
   if diff:
     raise InputError(f"--workdir={workdir} holds another experiment ({'; '.join(diff)}); "
                      "use a new --workdir")
+
+
+@contextlib.contextmanager
+def lock(workdir: str) -> Iterator[None]:
+  """Owns `workdir` for one run: a second run refuses, naming the holder.
+
+  An advisory lock (fcntl.flock) on WORKDIR/.lock, taken by process 0; the
+  kernel drops it when its process dies, so a run killed with SIGKILL never
+  blocks the next one.
+
+  Raises:
+    InputError: the workdir cannot be created or written, or another run holds it.
+  """
+  if jax.process_index() != 0:
+    yield
+    return
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    handle = open(os.path.join(workdir, LOCK_FILE), "a+")
+  except OSError as error:
+    raise InputError(f"--workdir={workdir}: cannot write there ({error.strerror})") from None
+  with handle:
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      handle.seek(0)
+      holder = handle.read().strip() or "another process"
+      raise InputError(f"--workdir={workdir} is in use by {holder}; wait for it to end "
+                       "or use another --workdir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def save(workdir: str, config: dict, items: np.ndarray) -> None:

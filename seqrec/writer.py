@@ -9,15 +9,29 @@ from typing import Mapping
 import jax
 
 
+def _keep(record: dict, resumed_from: int) -> bool:
+  return record["step"] <= resumed_from and not record["split"].startswith("final_")
+
+
 class MetricWriter:
   """Appends one JSON object per call and mirrors scalars to TensorBoard."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, resumed_from: int | None = None):
+    """With `resumed_from`, records a killed run wrote after that step (and the
+    final records of a finished one) are dropped first, so every step
+    appears once and in order."""
     self._active = jax.process_index() == 0
     if not self._active:
       return
     os.makedirs(workdir, exist_ok=True)
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    path = os.path.join(workdir, "metrics.jsonl")
+    if resumed_from is not None and os.path.exists(path):
+      with open(path) as f:
+        kept = [line for line in f if line.strip() and _keep(json.loads(line), resumed_from)]
+      with open(f"{path}.tmp", "w") as f:
+        f.writelines(kept)
+      os.replace(f"{path}.tmp", path)
+    self._jsonl = open(path, "a")
     from tensorboardX import SummaryWriter  # only process 0 imports it
     self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 

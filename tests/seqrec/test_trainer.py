@@ -127,7 +127,7 @@ def test_sigterm_saves_the_current_step_and_the_same_command_resumes(tmp_path):
   _, stderr = preempted.communicate(timeout=120)
   assert preempted.returncode == 143, stderr[-3000:]
   last = stderr.strip().splitlines()[-1]
-  assert last.startswith("stopped: preempted (SIGTERM) after step "), stderr[-3000:]
+  assert last.startswith("stopped: preempted (SIGTERM or SIGINT) after step "), stderr[-3000:]
   step = int(last.split("after step ")[1].split("/")[0])
   # --checkpoint_every=0 writes only at the end: this checkpoint is the preemption's.
   assert checkpoint.manager(str(run)).all_steps() == [step]
@@ -164,7 +164,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tmp_path):
     trainer.train(poisoned, _config(tmp_path, num_steps=8, checkpoint_every=1), data, {})
   message = str(error.value)
   assert "\n" not in message
-  assert "at step 5" in message and "last good checkpoint: step 4" in message
+  assert "at step 5" in message and "last checkpoint, all parameters finite: step 4" in message
   assert checkpoint.manager(str(tmp_path)).all_steps() == [4]
   kept = checkpoint.restore_params(str(tmp_path))
   for key, value in _flat(good).items():
@@ -256,3 +256,41 @@ def test_select_metric_the_task_does_not_report_stops_before_training(tmp_path):
   with pytest.raises(InputError, match=r"config.select_metric='accuracy' is not a metric"):
     _train(tmp_path, select_metric="accuracy")
   assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_a_non_finite_update_never_reaches_a_checkpoint(tmp_path):
+  _train(tmp_path, num_steps=2, checkpoint_every=1)
+  with pytest.raises(TrainingError, match=r"the update made parameters non-finite at step 3; "
+                                          r"training stopped \(last checkpoint, all "
+                                          r"parameters finite: step 2"):
+    _train(tmp_path, num_steps=6, checkpoint_every=1, learning_rate=float("inf"))
+  assert checkpoint.manager(str(tmp_path)).all_steps() == [1, 2]
+  params = checkpoint.restore_params(str(tmp_path))
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
+  # The same loop with a sane rate trains on from there.
+  _, results = _train(tmp_path, num_steps=4, checkpoint_every=1)
+  assert results["resumed_from"] == 2 and results["steps"] == 4
+
+
+def test_sigint_saves_and_stops_like_sigterm(tmp_path):
+  run = _run_tiny_binary(tmp_path, num_steps=100_000)
+  _wait_for_train_steps(tmp_path, 10, run)
+  run.send_signal(signal.SIGINT)
+  _, stderr = run.communicate(timeout=120)
+  assert run.returncode == 143, stderr[-3000:]
+  assert "stopped: preempted (SIGTERM or SIGINT) after step" in stderr
+  assert checkpoint.manager(str(tmp_path)).all_steps()
+  leftovers = [d for d in os.listdir(tmp_path / "checkpoints") if "tmp" in d]
+  assert not leftovers
+
+
+def test_a_resumed_run_logs_every_step_once(tmp_path):
+  lines = [{"step": s, "split": "train", "loss": 1.0} for s in range(1, 7)]
+  lines.append({"step": 6, "split": "final_valid", "mrr@5": 0.1})
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+  writer = trainer.MetricWriter(str(tmp_path), resumed_from=4)
+  writer.write(5, "train", {"loss": 0.5})
+  writer.close()
+  with open(tmp_path / "metrics.jsonl") as f:
+    steps = [(r["step"], r["split"]) for r in map(json.loads, f)]
+  assert steps == [(1, "train"), (2, "train"), (3, "train"), (4, "train"), (5, "train")]

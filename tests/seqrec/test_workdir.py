@@ -2,6 +2,9 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -9,6 +12,7 @@ import pytest
 
 from seqrec import workdir
 from seqrec.errors import InputError
+from tests.paths import REPO
 
 CONFIG = {"family": "cmnrec", "learning_rate": 1e-3, "num_steps": 100, "num_devices": 8,
           "model": {"kind": "tsc", "dilations": [1, 4]}}
@@ -48,3 +52,34 @@ def test_only_process_zero_writes(tmp_path, monkeypatch):
   monkeypatch.setattr(jax, "process_index", lambda: 1)
   workdir.save(str(tmp_path), CONFIG, np.array([""]))
   assert os.listdir(tmp_path) == []
+
+
+def test_an_unrelated_results_json_is_never_overwritten(tmp_path):
+  (tmp_path / "results.json").write_text("{}")
+  with pytest.raises(InputError, match="holds another run's results.json .* but no config"):
+    workdir.check(str(tmp_path), CONFIG)
+
+
+@pytest.mark.parametrize("path", ["/proc/seqrec_run", "FILE", "FILE/below"])
+def test_an_unwritable_workdir_is_one_line(tmp_path, path):
+  (tmp_path / "file").write_text("")
+  path = path.replace("FILE", str(tmp_path / "file"))
+  with pytest.raises(InputError, match=f"--workdir={path}: cannot write there"):
+    with workdir.lock(path):
+      pass
+
+
+def test_one_run_owns_a_workdir_and_a_killed_holder_frees_it(tmp_path):
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time\nfrom seqrec import workdir\n"
+       "with workdir.lock(sys.argv[1]):\n  print('held', flush=True)\n  time.sleep(600)",
+       str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+      env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert holder.stdout.readline().strip() == "held"
+  with pytest.raises(InputError, match=rf"is in use by pid {holder.pid} on "):
+    with workdir.lock(str(tmp_path)):
+      pass
+  holder.send_signal(signal.SIGKILL)
+  holder.wait()
+  with workdir.lock(str(tmp_path)):  # the kernel dropped the dead run's lock
+    pass
