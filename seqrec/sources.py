@@ -22,11 +22,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
+import gzip
 import itertools
 import math
 import os
 
 import numpy as np
+from absl import logging
 
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
@@ -157,7 +159,10 @@ def _recbole_items(path: str) -> _Items | None:
   column = next((c for c in ("class", "genre") if c in table.names), None)
   if column is None:
     return None
-  genres, names = _multi_hot(list(map(str.split, table.column(column))))
+  # token_seq fields are space-separated; "|" (MovieLens' own separator) is
+  # read the same, not as one compound genre.
+  genres, names = _multi_hot([value.replace("|", " ").split()
+                              for value in table.column(column)])
   return _Items(np.asarray(table.column("item_id")), genres, names)
 
 
@@ -183,6 +188,10 @@ class _Atomic:
     if not text:
       raise InputError(f"{path}: empty file")
     names = tuple(field.split(":")[0].strip() for field in text[0].split("\t"))
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+      raise InputError(f"{path} line 1: column {repeated[0]!r} appears more than once "
+                       f"in the header ({', '.join(names)})")
     if need_rows and len(text) == 1:
       raise InputError(f"{path}: no interactions after the header")
     columns = _split(path, text[1:], lines[1:], "\t", len(names))
@@ -331,9 +340,26 @@ def _require_columns(path: str, header: list[str], names: tuple[str, ...]):
                        f"({', '.join(header)})")
 
 
+# First-line fields that make it a header, not a user and an item.
+_HEADER_WORDS = {"user", "item", "user_id", "item_id", "userid", "itemid", "uid", "iid",
+                 "users", "items", "sequence", "session_id", "timestamp", "rating"}
+
+
+def _without_header(path: str, text: list[str], lines: np.ndarray
+                    ) -> tuple[list[str], np.ndarray]:
+  """Skips (with a notice) a first line whose fields are all header words."""
+  fields = text[0].replace(",", " ").lower().split() if text else []
+  if fields and all(f.split(":")[0] in _HEADER_WORDS for f in fields):
+    logging.warning("%s line %d: %r is a header; skipped", path, lines[0], text[0])
+    if len(text) == 1:
+      raise InputError(f"{path}: no data after the header on line {lines[0]}")
+    return text[1:], lines[1:]
+  return text, lines
+
+
 def _read_sasrec(path: str) -> Interactions:
   """One whitespace-separated "user item" pair per line, in time order."""
-  text, lines = _read_lines(path, required=True)
+  text, lines = _without_header(path, *_read_lines(path, required=True))
   widths = np.fromiter(map(len, map(str.split, text)), np.int64, len(text))
   _check_widths(path, widths, lines, 2, "whitespace")
   fields = " ".join(text).split()
@@ -349,7 +375,7 @@ def _read_csv(path: str) -> Interactions:
   all source items. A user's label is its line number and time is the position
   in the line, so targets come after sources.
   """
-  text, lines = _read_lines(path, required=True)
+  text, lines = _without_header(path, *_read_lines(path, required=True))
   length = np.fromiter(map(str.count, text, itertools.repeat(",")), np.int64,
                        len(text)) + 1
   tokens = np.strings.strip(np.asarray(",".join(text).split(","), dtype=str))
@@ -464,16 +490,23 @@ def _read_lines(path: str, required: bool = False) -> tuple[list[str], np.ndarra
 
   With `required`, a file without any line is an error. Lines are filtered
   with C-level `map`s, not a Python loop, since files can have 20M lines.
+  Gzip files (by their magic bytes) are read through; a UTF-8 byte-order
+  mark is dropped; "\r\n", "\r" and "\n" all end lines.
   """
   if not os.path.isfile(path):
     raise InputError(f"{path}: no such file")
-  with open(path, "rb") as f:
-    data = f.read()
   try:
-    text = data.decode("utf-8")
+    with open(path, "rb") as f:
+      data = f.read()
+    if data[:2] == b"\x1f\x8b":
+      data = gzip.decompress(data)
+  except OSError as error:  # unreadable, or a corrupt gzip stream
+    raise InputError(f"{path}: cannot read it ({error.strerror or error})") from None
+  try:
+    text = data.decode("utf-8-sig")
   except UnicodeDecodeError:  # older MovieLens releases are Latin-1
     text = data.decode("latin-1")
-  lines = text.replace("\r\n", "\n").split("\n")
+  lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
   size = len(lines)
   blank = ((np.fromiter(map(len, lines), np.int64, size) == 0)
            | np.fromiter(map(str.isspace, lines), bool, size))

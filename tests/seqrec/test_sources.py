@@ -1,5 +1,6 @@
 """Tests for the dataset readers: every format, real ML-100k, and bad input."""
 
+import gzip
 import os
 import subprocess
 import sys
@@ -276,3 +277,45 @@ def test_bad_input(tmp_path, files, spec, expected):
   message = str(error.value)
   assert expected.format(d=tmp_path) in message
   assert "\n" not in message
+
+
+def _file(path, text: str) -> str:
+  """Writes `text` exactly (no newline translation) and returns the path."""
+  with open(path, "w", newline="") as f:
+    f.write(text)
+  return str(path)
+
+
+def test_inputs_are_not_read_as_something_else(tmp_path):
+  pairs = "196 242\n196 302\n186 242\n"
+  expect = sources.load(f"sasrec:{_file(tmp_path / 'plain.txt', pairs)}")
+  variants = {
+      "header.txt": "user_id item_id\n" + pairs,
+      "bom.txt": "\ufeff" + pairs,
+      "cr.txt": pairs.replace("\n", "\r"),
+  }
+  for name, text in variants.items():
+    got = sources.load(f"sasrec:{_file(tmp_path / name, text)}")
+    assert got.user_ids.tolist() == expect.user_ids.tolist(), name
+    assert got.item.tolist() == expect.item.tolist(), name
+  with gzip.open(tmp_path / "pairs.txt.gz", "wt") as f:
+    f.write(pairs)
+  got = sources.load(f"sasrec:{tmp_path / 'pairs.txt.gz'}")
+  assert got.item_ids.tolist() == expect.item_ids.tolist()
+  seq_csv = _file(tmp_path / "seq.csv", "items\n1,2,3\n2,3\n")
+  csv_got = sources.load(f"csv:{seq_csv}")
+  assert csv_got.num_users == 2 and set(csv_got.item_ids) == {"1", "2", "3"}
+
+
+def test_recbole_bom_duplicate_columns_and_pipe_genres(tmp_path):
+  data = tmp_path / "d"
+  data.mkdir()
+  _file(data / "d.inter", "\ufeffuser_id:token\titem_id:token\ttimestamp:float\n"
+         "1\t10\t1\n1\t11\t2\n2\t10\t3\n")
+  _file(data / "d.item", "item_id:token\tgenre:token_seq\n10\tHorror|Drama\n11\tDrama\n")
+  got = sources.load(f"recbole:{data}")
+  assert got.user_ids.tolist() == ["1", "2"]
+  assert got.genre_names == ("Drama", "Horror")
+  _file(data / "d.inter", "user_id:token\titem_id:token\titem_id:token\n1\t10\t11\n")
+  with pytest.raises(InputError, match=r"line 1: column 'item_id' appears more than once"):
+    sources.load(f"recbole:{data}")
