@@ -2,12 +2,16 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from configs import cmnrec
+from seqrec import experiment, sweep
+from seqrec.errors import InputError
 from tests.paths import REPO
 
 
@@ -113,22 +117,31 @@ def test_finetune_on_other_items_of_the_same_count_stops(tmp_path):
       f"config.dataset=csv:{tmp_path / 'b.csv'} gives (its items.npy differs)")
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--config.max_len=1"], "config.max_len=1: must be at least 2"),
-    (["--config.model.memory_slots=20"], "config.model.memory_slots=20: must be in"),
-    (["--config.dataset=nonsense"], "config.dataset=nonsense is not a known dataset"),
-    (["--config.batch_size=0"], "config.batch_size=0: must be at least 1"),
-    (["--config.dataset=recbole:/nonexistent/dir"], "/nonexistent/dir"),
-    (["--config.batch_size=3"], "config.batch_size=3 is not divisible"),
-    (["--config.family=bert4rec"], "config.family='bert4rec': must be one of"),
-    (["--config.select_metric=accuracy"],
+@pytest.mark.parametrize("overrides, message", [
+    ({"max_len": 1}, "config.max_len=1: must be at least 2"),
+    ({"model.memory_slots": 20}, "config.model.memory_slots=20: must be in"),
+    ({"dataset": "nonsense"}, "config.dataset=nonsense is not a known dataset"),
+    ({"batch_size": 0}, "config.batch_size=0: must be at least 1"),
+    ({"dataset": "recbole:/nonexistent/dir"}, "/nonexistent/dir"),
+    ({"batch_size": 3}, "config.batch_size=3 is not divisible"),
+    ({"select_metric": "accuracy"},
      "config.select_metric='accuracy' is not a metric of this task"),
+])
+def test_bad_settings_fail_before_any_work(tmp_path, overrides, message):
+  config = sweep.apply(cmnrec.get_config("tiny"), tuple(overrides.items()), seed=0)
+  with pytest.raises(InputError, match=re.escape(message)):
+    experiment.run(config, str(tmp_path))
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--config.family=bert4rec"], "config.family='bert4rec': must be one of"),
     (["--config=configs/peterrec.py:tiny", "--config.pretrained=/nonexistent"],
      "config.pretrained=/nonexistent: no config.json"),
     (["--config.no_such_key=1"], "--config.no_such_key: configs/cmnrec.py:tiny has no "
      "key 'no_such_key'"),
 ])
-def test_bad_settings_fail_with_a_clear_error_before_any_work(tmp_path, flags, message):
+def test_bad_settings_are_one_line_from_the_binary(tmp_path, flags, message):
   if not flags[0].startswith("--config="):
     flags = ["--config=configs/cmnrec.py:tiny", *flags]
   result = run_train(f"--workdir={tmp_path}", *flags)

@@ -174,16 +174,23 @@ def test_raw_sequences_and_jsonl(workdirs, tmp_path):
   assert all(len(line["items"]) == 3 for line in lines)
 
 
-@needs_ml100k
-def test_tsc_on_ml100k_recommends_for_all_users(tmp_path):
-  workdir = tmp_path / "tsc"
+@pytest.fixture(scope="module")
+def ml100k_tsc(tmp_path_factory):
+  """A TSC workdir trained from a fresh clone's command line on ML-100k (tiny sizes)."""
+  workdir = tmp_path_factory.mktemp("ml100k") / "tsc"
   train = subprocess.run(
       [sys.executable, "-m", "launch.train", "--config=configs/cmnrec.py:tiny",
        f"--config.dataset=recbole:{ML100K}", f"--workdir={workdir}"],
       cwd=REPO, capture_output=True, text=True, timeout=600)
   assert train.returncode == 0, train.stderr[-2000:]
+  return workdir
+
+
+@needs_ml100k
+def test_tsc_on_ml100k_recommends_for_all_users(ml100k_tsc, tmp_path):
   out = tmp_path / "top10.csv"
-  result = _recommend(f"--workdir={workdir}", "--top_k=10", "--exclude_seen", f"--out={out}")
+  result = _recommend(f"--workdir={ml100k_tsc}", "--top_k=10", "--exclude_seen",
+                      f"--out={out}")
   assert result.returncode == 0, result.stderr[-2000:]
   with open(out) as f:
     rows = list(csv.DictReader(f))
@@ -197,16 +204,10 @@ def test_tsc_on_ml100k_recommends_for_all_users(tmp_path):
 
 
 @needs_ml100k
-def test_a_killed_recommend_leaves_no_half_file(tmp_path):
-  workdir = tmp_path / "gru"
-  train = subprocess.run(
-      [sys.executable, "-m", "launch.train", "--config=configs/cmnrec.py:tiny",
-       "--config.model.kind=gru4rec", f"--config.dataset=recbole:{ML100K}",
-       f"--workdir={workdir}"], cwd=REPO, capture_output=True, text=True, timeout=600)
-  assert train.returncode == 0, train.stderr[-2000:]
+def test_a_killed_recommend_leaves_no_half_file(ml100k_tsc, tmp_path):
   out = tmp_path / "top.csv"
   process = subprocess.Popen(
-      [sys.executable, "-m", "launch.recommend", f"--workdir={workdir}", "--batch_size=8",
+      [sys.executable, "-m", "launch.recommend", f"--workdir={ml100k_tsc}", "--batch_size=8",
        "--top_k=1000", f"--out={out}"], cwd=REPO, stdout=subprocess.DEVNULL,
       stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
