@@ -8,8 +8,9 @@ The capacity is chosen on the host from the batch (`Task.loss_positions`
 counts each row's loss positions) and reaches the jitted step as the shape of
 `batch[KEY]`, int8 [G, C]: G the data-parallel groups (one row per data
 shard, so every device packs its own rows and nothing moves between them), C
-the positions per group rounded up to one of 8 sizes per octave (at most
-12.5% slack, and few distinct shapes to compile). A batch that is nearly all
+the positions per group rounded up to a multiple of 1/8 of the group's
+positions (few distinct shapes to compile: recompiling for every new count
+cost more than packing saved). A batch that is nearly all
 targets (long sequences) is not packed at all (`PAY_OFF`).
 """
 
@@ -23,13 +24,17 @@ import jax.numpy as jnp
 import numpy as np
 
 KEY = "packing"
-# Pack only below this share of positions: at 82% (ML-100k windows) packing measured
-# 5-13% slower for GRU4Rec and TSC (docs/bench_throughput_cpu.json).
-PAY_OFF = 3 / 4
+# Pack only up to this share of positions. Measured on CPU: at 82% (ML-100k windows)
+# packing was 5-13% slower for GRU4Rec and TSC (docs/bench_throughput_cpu.json), at 64%
+# (the quick start's synthetic data, 1,300 items) TSC was 17% slower; at 12% (Beauty,
+# 54k items) 6.5-9.2x faster.
+PAY_OFF = 1 / 2
+SIZES = 8  # capacities are multiples of 1/SIZES of a group's positions
 
 
 def capacity(count: int) -> int:
-  """`count` rounded up to m * 2**e with m in 8..15 (and at least 1)."""
+  """`count` rounded up to m * 2**e with m in 8..15 (and at least 1): few
+  distinct widths for arrays whose length varies widely (histories)."""
   if count <= 8:
     return max(count, 1)
   unit = 2 ** (int(math.log2(count)) - 3)
@@ -40,14 +45,18 @@ def shape(positions: np.ndarray, width: int, groups: int) -> tuple[int, int] | N
   """[G, C] for a global batch whose rows have `positions` int [B] loss
   positions out of `width`, split into `groups` contiguous blocks of rows.
 
-  None when C would cover more than PAY_OFF of the positions: the sort and
-  gather then cost more than the few padded logits they save.
+  C is the fullest group's count rounded up to a multiple of 1/8 of a group's
+  positions, so a run compiles at most a handful of step programs (counts
+  move in a narrow band from batch to batch). None when C would exceed
+  PAY_OFF of the positions: the sort and gather then cost more than the
+  padded logits they save.
   """
-  per_group = positions.reshape(groups, -1).sum(axis=1)
-  size = capacity(int(per_group.max()))
-  if size > PAY_OFF * (len(positions) // groups) * width:
+  full = (len(positions) // groups) * width
+  unit = -(-full // SIZES)
+  size = -(-int(positions.reshape(groups, -1).sum(axis=1).max()) // unit) * unit
+  if size > PAY_OFF * full:
     return None
-  return groups, size
+  return groups, max(size, 1)
 
 
 def pack(weights: jax.Array, arrays: Sequence[jax.Array], groups: int,
