@@ -12,7 +12,6 @@ Presets:
 """
 
 import ml_collections
-from ml_collections import config_dict
 
 from configs import base
 

@@ -18,8 +18,6 @@ from flax import traverse_util
 from jax.sharding import PartitionSpec as P
 
 from chunkmnr_jax import family as mnr_family, models
-from peterrec_jax import pretrain
-from peterrec_jax.nextitnet import NextItNetConfig
 from seqrec import experiment, losses, mesh, next_item, registry, trainer
 from seqrec.errors import InputError
 from tests.seqrec import tiny
@@ -39,12 +37,6 @@ def _mnr_config(**overrides):
 def _mnr_task(config, loss="full"):
   return next_item.make_task(mnr_family.next_item_model(config), loss=loss,
                              param_rules=models.PARAM_RULES)
-
-
-def _nextitnet_config(**overrides):
-  return NextItNetConfig(**{"num_items": tiny.NUM_ITEMS, "channels": 8,
-                            "dilations": (1, 2), "vocab_multiple": MODEL_PARALLEL,
-                            **overrides})
 
 
 def family_config(family, **overrides):
