@@ -3,8 +3,8 @@
 A family supplies a `NextItemModel` (its hidden states and its item output
 layer); `make_task` turns it into a `Task` with the one chain of inputs,
 targets and weights, full / sampled softmax or BCE, and last-position ranking.
-`prepare` and `experiment` do the same for the data side of `build`: user
-sequences, the configured split and the raw item vocabulary.
+`user_sequences`, `split` and `experiment` do the same for the data side of
+`build`: user sequences, the configured split and the raw item vocabulary.
 
 Batches are {"seq": int32 [B, L]}, left-padded with 0. By default the model
 reads seq[:, :-1] (T = L - 1 steps) and predicts seq[:, 1:]; evaluation ranks
