@@ -125,4 +125,5 @@ def build(config: Any, data: Interactions) -> Experiment:
       loss=config.loss,
       negatives=next_item.num_negatives(seqs.num_items, config.num_negatives, 0.1),
       param_rules=PARAM_RULES)
-  return next_item.experiment(task, data, seqs, next_item.split(config, seqs))
+  return next_item.experiment(task, data, seqs, next_item.split(config, seqs),
+                              config.protocol)

@@ -49,5 +49,5 @@ def build(config: Any, data: Interactions) -> Experiment:
       negatives=next_item.num_negatives(mnr.num_items, config.num_negatives,
                                         NEGATIVE_FRACTION),
       param_rules=models.PARAM_RULES)
-  return next_item.experiment(task, data, seqs, splits)
+  return next_item.experiment(task, data, seqs, splits, config.protocol)
 

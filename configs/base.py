@@ -25,7 +25,10 @@ def base(family: str) -> ml_collections.ConfigDict:
   c.min_user_count = 1
   c.max_len = 51  # L: L-1 input steps and the target (RecBole's 50-item history)
   c.min_len = 2
-  c.split = "leave_one_out"  # or "random" (CmnRec's 80/2/18 split of windows)
+  # "leave_one_out", "random" (CmnRec's 80/2/18 split of windows) or
+  # "global_time" (cut at the time_cuts quantiles of all timestamps).
+  c.split = "leave_one_out"
+  c.time_cuts = (0.9, 0.95)
   # Training.
   c.seed = 0
   c.num_epochs = 10.0
@@ -37,7 +40,10 @@ def base(family: str) -> ml_collections.ConfigDict:
   # The output layer and loss only at positions with a target (seqrec.packing);
   # False computes them at every position: the same loss, more work.
   c.pack_targets = True
-  # Evaluation and output.
+  # Evaluation (seqrec.protocols): full ranking always; exclude_seen adds
+  # "unseen_" metrics, sampled ("uniform:100,popularity:100") "uniform100_" ...
+  # against negatives fixed by (protocol.seed, user, split).
+  c.protocol = ml_collections.ConfigDict(dict(exclude_seen=False, sampled="", seed=0))
   c.eval_every = 0  # 0: at the end only
   c.eval_batch_size = 256
   c.eval_all_splits = False
@@ -50,6 +56,28 @@ def base(family: str) -> ml_collections.ConfigDict:
   c.model_parallel = 1
   c.vocab_multiple = config_dict.placeholder(int)
   c.dtype = "float32"
+  return c
+
+
+def ml100k(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """ML-100k, leave-one-out: full ranking with the history in (selected on it,
+  as the README tables) and out, and 100 uniform negatives beside."""
+  c.dataset = ML100K
+  c.protocol.update(dict(exclude_seen=True, sampled="uniform:100"))
+  return c
+
+
+def beauty(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Amazon Beauty as in Klenitskiy & Vasilev (RecSys 2023): leave-one-out, 50
+  input items, full ranking with the history excluded (selected on it), and
+  100 uniform and 100 popularity negatives beside. 40,493 training windows:
+  an epoch is 316 steps of 128."""
+  c.dataset = BEAUTY
+  c.max_len = 51
+  c.batch_size = 128
+  c.protocol.update(dict(exclude_seen=True, sampled="uniform:100,popularity:100"))
+  c.select_metric = "unseen_ndcg@10"
+  c.eval_every = 632  # two epochs
   return c
 
 

@@ -5,6 +5,7 @@ r"""Caser (Tang & Wang, WSDM 2018): horizontal and vertical convolutions over th
 Presets:
   (none)   L=5, 16 horizontal filters per height, 4 vertical, d=64, on synthetic data.
   ml100k   ML-100k leave-one-out, full softmax, batch 32, 10 epochs, best NDCG@10.
+  beauty   Amazon Beauty (`base.beauty`), batch 128, 20 epochs.
   tiny     seconds-long settings for tests.
 """
 
@@ -20,13 +21,16 @@ def get_config(arg: str | None = None):
   c.batch_size = 32
   c.num_epochs = 2.0
   if arg == "ml100k":
-    c.dataset = base.ML100K
+    base.ml100k(c)
     c.num_epochs = 10.0
     c.eval_every = 75  # one epoch
+  elif arg == "beauty":
+    base.beauty(c)
+    c.num_epochs = 20.0
   elif arg == "tiny":
     base.tiny(c)
     c.model.update(dict(embed_dim=8, window=3, horizontal=4, vertical=2, hidden=8,
                         dropout=0.1))
   elif arg:
-    raise ValueError(f"configs/caser.py: unknown preset {arg!r} (ml100k, tiny)")
+    raise ValueError(f"configs/caser.py: unknown preset {arg!r} (ml100k, beauty, tiny)")
   return c

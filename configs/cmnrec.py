@@ -7,6 +7,7 @@ Presets:
   (none)   TSC at the paper's sizes on synthetic data, 2 epochs (the quick start).
   ml100k   the README's ML-100k table: E=64, h=128, W=128, dropout 0.3, batch 32,
            10 epochs, validation every epoch, best NDCG@10 reported.
+  beauty   Amazon Beauty (`base.beauty`) at the ml100k sizes, batch 128, 20 epochs.
   tiny     seconds-long settings for tests.
 """
 
@@ -27,14 +28,18 @@ def get_config(arg: str | None = None):
   c.batch_size = 32
   c.num_epochs = 2.0
   if arg == "ml100k":
-    c.dataset = base.ML100K
+    base.ml100k(c)
     c.model.update(dict(embed_dim=64, hidden=128, slot_width=128, dropout=0.3))
     c.num_epochs = 10.0
     c.eval_every = 75  # one epoch: 2,399 training windows / 32
+  elif arg == "beauty":
+    base.beauty(c)
+    c.model.update(dict(embed_dim=64, hidden=128, slot_width=128, dropout=0.3))
+    c.num_epochs = 20.0
   elif arg == "tiny":
     base.tiny(c)
     c.model.update(dict(embed_dim=8, hidden=8, memory_slots=3, slot_width=8,
                         read_heads=2, attention_dim=4, dropout=0.1))
   elif arg:
-    raise ValueError(f"configs/cmnrec.py: unknown preset {arg!r} (ml100k, tiny)")
+    raise ValueError(f"configs/cmnrec.py: unknown preset {arg!r} (ml100k, beauty, tiny)")
   return c

@@ -8,6 +8,7 @@ Presets:
                   [1,4] x 5, every item pretrained on, batch 64, 20 epochs.
   ml100k_source   the same, without the Horror and Film-Noir items: the backbone
                   of the fine-tuning table (configs/peterrec.py:ml100k).
+  beauty          Amazon Beauty (`base.beauty`) at the ml100k sizes, 20 epochs.
   tiny            seconds-long settings for tests.
 """
 
@@ -27,7 +28,7 @@ def get_config(arg: str | None = None):
   # empty: pretrain on every item.
   c.held_out_genres = ("Horror", "Film-Noir")
   if arg in ("ml100k", "ml100k_source"):
-    c.dataset = base.ML100K
+    base.ml100k(c)
     c.model.update(dict(channels=64, dilations=(1, 4) * 5))
     c.batch_size = 64
     c.num_epochs = 20.0
@@ -35,11 +36,16 @@ def get_config(arg: str | None = None):
     if arg == "ml100k":
       c.held_out_genres = ()
       c.eval_all_splits = True  # the learning curve of the table
+  elif arg == "beauty":
+    base.beauty(c)
+    c.held_out_genres = ()
+    c.model.update(dict(channels=64, dilations=(1, 4) * 5))
+    c.num_epochs = 20.0
   elif arg == "tiny":
     base.tiny(c)
     c.max_len = 10
     c.model.update(dict(channels=8, dilations=(1, 2)))
   elif arg:
     raise ValueError(f"configs/nextitnet.py: unknown preset {arg!r} "
-                     "(ml100k, ml100k_source, tiny)")
+                     "(ml100k, ml100k_source, beauty, tiny)")
   return c

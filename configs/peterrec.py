@@ -9,7 +9,8 @@ Presets:
   (none)   PeterRec (serial patches) on gender.
   ml100k               the README's fine-tuning table on the profile tasks: batch 32,
                        lr 1e-3, 10 epochs, the best validation accuracy (every epoch).
-  ml100k_crossdomain   the same on crossdomain, selected by NDCG@10 (every ~epoch).
+  ml100k_crossdomain   the same on crossdomain, selected by NDCG@10 (every ~epoch),
+                       with the reference's 99 uniform negatives beside full ranking.
   tiny     seconds-long settings for tests.
 """
 
@@ -39,6 +40,7 @@ def get_config(arg: str | None = None):
     c.eval_every = 23  # one epoch of the profile tasks (754 training users)
     if arg == "ml100k_crossdomain":
       c.task = "crossdomain"
+      c.protocol.sampled = "uniform:99"  # the reference's sampled protocol
       c.select_metric = "ndcg@10"
       c.eval_every = 178  # about one epoch (5,700 training examples / 32)
   elif arg == "tiny":

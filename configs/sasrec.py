@@ -6,6 +6,8 @@ r"""SASRec (Kang & McAuley, ICDM 2018) with full-softmax CE ("SASRec+").
 Presets:
   (none)   2 blocks, 1 head, D=64, dropout 0.2, on synthetic data.
   ml100k   ML-100k leave-one-out, 50 input items, batch 128, 200 epochs, best NDCG@10.
+  beauty   Amazon Beauty as in "Turning Dross Into Gold Loss" (`base.beauty`), 40 epochs;
+           --config.loss=sampled --config.num_negatives=3000 for their CE-3000 row.
   tiny     seconds-long settings for tests.
 """
 
@@ -21,12 +23,15 @@ def get_config(arg: str | None = None):
   c.batch_size = 128
   c.num_epochs = 20.0
   if arg == "ml100k":
-    c.dataset = base.ML100K
+    base.ml100k(c)
     c.num_epochs = 200.0
     c.eval_every = 190  # ten epochs: 2,399 training windows / 128 = 18 steps each
+  elif arg == "beauty":
+    base.beauty(c)
+    c.num_epochs = 40.0
   elif arg == "tiny":
     base.tiny(c)
     c.model.update(dict(hidden=8, num_heads=2, dropout=0.1))
   elif arg:
-    raise ValueError(f"configs/sasrec.py: unknown preset {arg!r} (ml100k, tiny)")
+    raise ValueError(f"configs/sasrec.py: unknown preset {arg!r} (ml100k, beauty, tiny)")
   return c

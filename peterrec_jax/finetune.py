@@ -30,7 +30,8 @@ from flax import traverse_util
 
 from peterrec_jax import downstream, pretrain
 from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, last_block, weight_init
-from seqrec import checkpoint, losses, mesh, metrics, next_item, sequences, workdir
+from seqrec import (checkpoint, losses, mesh, metrics, next_item, protocols, sequences,
+                    workdir)
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
 from seqrec.task import Batch, Experiment, Params, Task
@@ -39,7 +40,6 @@ KINDS = ("classification", "recommendation")
 POOLINGS = ("cls", "mean")
 LOSSES = ("softmax", "bce")
 RECOMMENDATION_KS = (5, 10)
-EVAL_NEGATIVES = 99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,32 +173,11 @@ def restore_pretrained(finetune_params: Params, pretrained_params: Params) -> Pa
   return traverse_util.unflatten_dict(out, sep="/")
 
 
-def _example_keys(batch: Batch, seed: int) -> jax.Array:
-  """One key per example from its own content, so evaluation negatives do not
-  depend on the batch it lands in (or on padding rows)."""
-  seq = batch["seq"].astype(jnp.uint32)
-  weights = jnp.arange(1, seq.shape[1] + 1, dtype=jnp.uint32) * jnp.uint32(2654435761)
-  content = jnp.sum(seq * weights[None, :], axis=1, dtype=jnp.uint32)
-  base = jax.random.key(seed)
-  return jax.vmap(lambda label, h: jax.random.fold_in(jax.random.fold_in(base, label), h))(
-      batch["label"].astype(jnp.uint32), content)
-
-
-def sampled_metrics(scores: jax.Array, labels: jax.Array, keys: jax.Array,
-                    num_items: int) -> dict[str, jax.Array]:
-  """The reference protocol: each target against 99 uniform negatives from
-  1..num_items-1, @5."""
-  per_example = jax.vmap(lambda s, t, k: metrics.sampled_ranking(
-      s[None], t[None], k, EVAL_NEGATIVES, ks=(5,), num_items=num_items))(
-          scores, labels, keys)
-  return {name: value[:, 0] for name, value in per_example.items()}
-
-
 def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
                        method: str = "peterrec",
                        pretrained: Callable[[], Params] | None = None,
-                       pooling: str = "cls", loss: str = "softmax", l2: float = 0.02,
-                       eval_seed: int = 0) -> Task:
+                       pooling: str = "cls", loss: str = "softmax",
+                       l2: float = 0.02) -> Task:
   """The fine-tuning `Task`.
 
   Args:
@@ -217,13 +196,12 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
       reference's binary cross-entropy of the label against one uniformly
       sampled negative plus `l2` times half the squared norm of the two
       target-item vectors each example touches.
-    eval_seed: seeds the evaluation negatives (derived per example).
   Returns:
     A Task. `evaluate` gives "accuracy" for classification; for
-    recommendation full-ranking MRR/HR/NDCG at 5 and 10 over all T targets
-    and "sampled_" MRR/HR/NDCG@5 against 99 sampled negatives. Each example
-    ranks its own label; the user's other target items are ordinary
-    candidates, as in the reference.
+    recommendation MRR/HR/NDCG at 5 and 10 over all T targets and under every
+    protocol whose arrays the batch carries (`seqrec.protocols`). Each example
+    ranks its own label; in full ranking the user's other target items are
+    ordinary candidates, as in the reference.
   """
   config.validate()
   for flag, value, allowed in (("task kind", kind, KINDS),
@@ -254,7 +232,7 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
 
   def bce(params: Params, user: jax.Array, labels: jax.Array, rng: jax.Array) -> jax.Array:
     head = params["params"]["head"]
-    negatives = metrics.sample_negatives(rng, labels, vocab_size, 1)[:, 0]
+    negatives = losses.bce_negatives(rng, labels, vocab_size)
     pos_vec, neg_vec = head["kernel"].T[labels], head["kernel"].T[negatives]
     pos = jnp.sum(user * pos_vec, axis=-1) + head["bias"][labels]
     neg = jnp.sum(user * neg_vec, axis=-1) + head["bias"][negatives]
@@ -282,9 +260,7 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
     user = model.apply(params, batch["seq"], method=UserModel.represent)
     head = params["params"]["head"]
     scores = losses.logits(user, head["kernel"], head["bias"], vocab_size)
-    return {**metrics.full_ranking(scores, labels, RECOMMENDATION_KS),
-            **sampled_metrics(scores, labels, _example_keys(batch, eval_seed),
-                              vocab_size)}
+    return protocols.ranking(scores, labels, batch, RECOMMENDATION_KS)
 
   def score(params: Params, batch: Batch) -> jax.Array:
     if classify:
@@ -307,6 +283,24 @@ def network(config: Any) -> NextItNetConfig:
       pretrain.network_config(ml_collections.ConfigDict(pretrained), len(items) - 1),
       patch=config.patch if patched else None,
       patch_dim=config.patch_dim if patched else None, dtype=config.dtype)
+
+
+def _eval_rows(examples: downstream.Examples, protocol: Any, split: str,
+               task_data: downstream.Downstream) -> dict[str, np.ndarray]:
+  """The evaluation arrays of `examples`. For recommendation, a user's seen
+  items are all their target items (the label stays a candidate), and the
+  negatives come from the target items they never had."""
+  if task_data.kind == "classification":
+    return examples.batch()
+  order = np.argsort(examples.users, kind="stable")
+  users, starts = np.unique(examples.users[order], return_index=True)
+  per_user = np.split(examples.label[order], starts[1:])
+  own = [per_user[i] for i in np.searchsorted(users, examples.users)]
+  counts = np.bincount(np.concatenate([e.label for e in (task_data.train, task_data.valid,
+                                                         task_data.test)]),
+                       minlength=task_data.num_labels + 1)
+  return {**examples.batch(),
+          **protocols.eval_arrays(protocol, split, examples.users, own, own, counts)}
 
 
 def build(config: Any, data: Interactions) -> Experiment:
@@ -336,6 +330,7 @@ def build(config: Any, data: Interactions) -> Experiment:
   if not np.array_equal(next_item.vocabulary(data, source.item_index), items):
     raise InputError(f"{setting} was pretrained on other items than config.dataset="
                      f"{config.dataset} gives (its items.npy differs)")
+  protocols.check(config.protocol, config.task == "crossdomain", f"config.task={config.task}")
   task_data = downstream.build_downstream(
       data, source, config.task, max_len=config.max_len,
       min_source_len=config.min_source_len,
@@ -346,13 +341,15 @@ def build(config: Any, data: Interactions) -> Experiment:
   task = make_finetune_task(
       net, task_data.kind, task_data.num_labels, method=config.method,
       pretrained=lambda: checkpoint.restore_params(config.pretrained),
-      pooling=config.pooling, loss=config.loss, eval_seed=config.seed)
+      pooling=config.pooling, loss=config.loss)
   classify = task_data.kind == "classification"
+  report = ("accuracy",) if classify else ("ndcg@10", "hr@10", *(
+      f"{p.name}_hr@5" for p in protocols.parse_sampled(config.protocol.sampled)))
   return Experiment(
       task=task, train=task_data.train.batch(),
-      eval={"valid": task_data.valid.batch(), "test": task_data.test.batch()},
-      items=np.asarray(task_data.label_names, dtype=str),
-      report=("accuracy",) if classify else ("ndcg@10", "hr@10", "sampled_hr@5"),
+      eval={name: _eval_rows(examples, config.protocol, name, task_data)
+            for name, examples in (("valid", task_data.valid), ("test", task_data.test))},
+      items=np.asarray(task_data.label_names, dtype=str), report=report,
       info={"task": config.task, "method": config.method, "data_stats": task_data.stats,
             "patch": config.patch if patched else None,
             "patch_dim": net.bottleneck if patched else None},

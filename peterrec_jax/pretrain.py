@@ -173,4 +173,4 @@ def build(config: Any, data: Interactions) -> Experiment:
   task = make_pretrain_task(network_config(config, seqs.num_items), config.mode,
                             config.loss, mask_prob=config.mask_prob,
                             max_masked=config.max_masked, negatives=config.num_negatives)
-  return next_item.experiment(task, data, seqs, splits)
+  return next_item.experiment(task, data, seqs, splits, config.protocol)

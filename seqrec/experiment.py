@@ -15,7 +15,8 @@ from typing import Any
 import ml_collections
 from absl import logging
 
-from seqrec import mesh as mesh_lib, registry, sources, synthetic, trainer, workdir as workdir_lib
+from seqrec import mesh as mesh_lib, protocols, registry, sources, synthetic, trainer
+from seqrec import workdir as workdir_lib
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
 from seqrec.trainer import TrainConfig, steps_for_epochs
@@ -40,6 +41,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("learning_rate", "num_epochs"):
     if not (math.isfinite(config[key]) and config[key] > 0):
       raise InputError(f"config.{key}={config[key]}: must be positive and finite")
+  protocols.parse_sampled(config.protocol.sampled)
   mesh = mesh_lib.make_mesh(config.num_devices, config.model_parallel)
   mesh_lib.check_batch_size(config.batch_size, mesh)
   mesh_lib.check_batch_size(config.eval_batch_size, mesh, "config.eval_batch_size")

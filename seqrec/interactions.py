@@ -39,6 +39,8 @@ class Interactions:
     genre_names: tuple of G genre names.
     item_domain: int8 [I] domain of each item (0 = source, 1 = target), or None
       when the source has one domain.
+    timestamps: `time` holds real timestamps; False when it is the file
+      position (a split by global time then has no meaning).
   """
 
   name: str
@@ -52,6 +54,7 @@ class Interactions:
   item_genres: np.ndarray | None = None
   genre_names: tuple[str, ...] = ()
   item_domain: np.ndarray | None = None
+  timestamps: bool = True
 
   @property
   def num_users(self) -> int:

@@ -60,35 +60,6 @@ def full_ranking(scores: jax.Array, targets: jax.Array,
   return metrics_from_ranks(target_ranks(scores, targets), ks)
 
 
-def sample_negatives(rng: jax.Array, targets: jax.Array, num_items: int,
-                     num_negatives: int) -> jax.Array:
-  """Uniform negatives from 1..V-1 excluding each row's target: int [B, N].
-
-  Draws from the V-2 non-target items directly (shift values at or past the
-  target by one), so there is no rejection loop and no accidental hit.
-  """
-  draws = jax.random.randint(rng, (targets.shape[0], num_negatives), 1, num_items - 1)
-  return draws + (draws >= targets[:, None])
-
-
-def sampled_ranking(scores: jax.Array, targets: jax.Array, rng: jax.Array,
-                    num_negatives: int = 99, ks: Sequence[int] = (5, 10),
-                    num_items: int | None = None) -> dict[str, jax.Array]:
-  """The sampled-N protocol of the PeterRec reference: target vs N negatives.
-
-  Known to disagree with full ranking (Krichene & Rendle, KDD 2020); reported
-  beside full ranking, never instead of it. Keys are prefixed "sampled_".
-  Negatives come from columns 1..num_items-1 (None: every column of `scores`
-  [B, V]; set it when the columns past the items pad a sharded table).
-  """
-  negatives = sample_negatives(rng, targets, num_items or scores.shape[1], num_negatives)
-  scores = scores.astype(jnp.float32)
-  target_score = jnp.take_along_axis(scores, targets[:, None], axis=1)
-  negative_scores = jnp.take_along_axis(scores, negatives, axis=1)
-  num_above = jnp.sum(negative_scores >= target_score, axis=1, dtype=jnp.int32)
-  return metrics_from_ranks(ranks_from_counts(num_above), ks, prefix="sampled_")
-
-
 def accuracy(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
   """Top-1 accuracy for classification, [B] float32 (ties count as wrong)."""
   ranks = target_ranks(logits, labels, has_padding=False)

@@ -20,13 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqrec import losses, metrics, packing, sequences
+from seqrec import losses, metrics, packing, protocols, sequences
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
 from seqrec.task import Arrays, Batch, Experiment, ParamRules, Params, Task
 
 LOSSES = ("full", "sampled", "bce")
-SPLITS = ("leave_one_out", "random")
+SPLITS = ("leave_one_out", "random", "global_time")
 REPORT = ("mrr@10", "hr@10", "ndcg@10")
 
 # (rng, seq [B, L]) -> (inputs [B, T], targets [B, T], weights [B, T]).
@@ -129,7 +129,8 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
     eval_inputs: seq [B, L] -> the inputs whose last position predicts
       seq[:, -1]; default seq[:, :-1].
   Returns:
-    The task; `evaluate` gives MRR/HR/NDCG at `ks`, each [B].
+    The task; `evaluate` gives MRR/HR/NDCG at `ks`, each [B], for full ranking
+    and every protocol whose arrays the batch carries (`seqrec.protocols`).
   """
   if loss not in LOSSES:
     raise InputError(f"config.loss={loss!r}: must be one of {LOSSES}")
@@ -158,7 +159,8 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
     return losses.logits(last_hidden(params, inputs), kernel, bias, model.vocab_size)
 
   def evaluate(params: Params, batch: Batch) -> dict[str, jax.Array]:
-    return metrics.full_ranking(next_scores(params, batch["seq"]), batch["seq"][:, -1], ks)
+    return protocols.ranking(next_scores(params, batch["seq"]), batch["seq"][:, -1], batch,
+                             ks)
 
   def score(params: Params, batch: Batch) -> jax.Array:
     # The history [B, L-1] with a placeholder for the item to predict.
@@ -180,11 +182,14 @@ def user_sequences(config: Any, data: Interactions,
 
 def split(config: Any, seqs: sequences.UserSequences) -> sequences.Splits:
   """The split config.split names, with config.max_len, config.min_len and,
-  for "random", config.seed."""
+  for "random", config.seed; for "global_time", config.time_cuts."""
   if config.split == "leave_one_out":
     return sequences.leave_one_out(seqs, config.max_len, config.min_len)
   if config.split == "random":
     return sequences.random_split(seqs, config.max_len, config.min_len, seed=config.seed)
+  if config.split == "global_time":
+    return sequences.global_time(seqs, config.max_len, config.min_len,
+                                 tuple(config.time_cuts))
   raise InputError(f"config.split={config.split!r}: must be one of {SPLITS}")
 
 
@@ -194,11 +199,21 @@ def vocabulary(data: Interactions, item_index: np.ndarray) -> np.ndarray:
 
 
 def experiment(task: Task, data: Interactions, seqs: sequences.UserSequences,
-               splits: sequences.Splits) -> Experiment:
-  """The `Experiment` of a next-item family on `splits` of `seqs`."""
+               splits: sequences.Splits, protocol: Any) -> Experiment:
+  """The `Experiment` of a next-item family on `splits` of `seqs`, its
+  evaluation rows carrying the arrays of `protocol` (config.protocol)."""
+  counts = np.bincount(np.concatenate(seqs.items), minlength=seqs.num_items + 1)
+
+  def rows(name: str, split: sequences.Split) -> Arrays:
+    positions = seqs.position(split.users)
+    return {"seq": split.seqs, **protocols.eval_arrays(
+        protocol, name, split.users,
+        [seqs.items[p][:end - 1] for p, end in zip(positions, split.ends)],
+        [seqs.items[p] for p in positions], counts)}
+
   return Experiment(
       task=task, train={"seq": splits.train.seqs},
-      eval={"valid": {"seq": splits.valid.seqs}, "test": {"seq": splits.test.seqs}},
+      eval={"valid": rows("valid", splits.valid), "test": rows("test", splits.test)},
       items=vocabulary(data, seqs.item_index), report=REPORT,
       info={"data": {"dataset": data.name, "items": seqs.num_items,
                      "users": len(seqs.users), "train_rows": len(splits.train),

@@ -26,20 +26,38 @@ class UserSequences:
     item_index: int64 [num_items + 1], dense id -> `Interactions` item index
       (-1 for the padding id 0); use it to look up genres or domains.
     num_items: number of distinct items kept.
+    times: float64 timestamps matching `items`.
+    timestamps: the times are real (False: file positions).
   """
 
   items: list[np.ndarray]
   users: np.ndarray
   item_index: np.ndarray
   num_items: int
+  times: list[np.ndarray]
+  timestamps: bool = True
+
+  def position(self, users: np.ndarray) -> np.ndarray:
+    """int64: the index into `items` of each `Interactions` user index."""
+    return np.searchsorted(self.users, users)
 
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  """seqs: int32 [N, L] left-padded windows; users: int64 [N] user of each row."""
+  """Left-padded windows of user sequences.
+
+  Attributes:
+    seqs: int32 [N, L] windows.
+    users: int64 [N] user (`Interactions` index) of each row.
+    ends: int64 [N] where each window ends in its user's sequence
+      (`UserSequences.items`): the window is items[end - L:end], so for an
+      evaluation row items[:end - 1] is everything the user had before the
+      target.
+  """
 
   seqs: np.ndarray
   users: np.ndarray
+  ends: np.ndarray
 
   def __len__(self) -> int:
     return len(self.seqs)
@@ -93,13 +111,14 @@ def build_user_sequences(data: Interactions, *, min_item_count: int = 1,
         f"{min_item_count}, min_user_count={min_user_count})")
   item_index, dense = np.unique(item, return_inverse=True)
   order = np.lexsort((np.arange(len(user)), time, user))
-  user, dense = user[order], (dense[order] + 1).astype(np.int32)
+  user, dense, time = user[order], (dense[order] + 1).astype(np.int32), time[order]
   users, starts = np.unique(user, return_index=True)
   return UserSequences(
       items=np.split(dense, starts[1:]),
       users=users.astype(np.int64),
       item_index=np.concatenate([[-1], item_index]).astype(np.int64),
-      num_items=len(item_index))
+      num_items=len(item_index), times=np.split(time, starts[1:]),
+      timestamps=data.timestamps)
 
 
 def left_pad(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
@@ -112,19 +131,15 @@ def left_pad(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
   return out
 
 
-def windows(seq: np.ndarray, max_len: int, min_len: int) -> list[np.ndarray]:
-  """Cuts a sequence into windows of at most `max_len`, newest first.
+def window_ends(length: int, max_len: int, min_len: int) -> list[int]:
+  """Ends of the windows a sequence of `length` items is cut into, newest first.
 
-  Consecutive windows overlap by one item, so with next-item training at every
-  position each item is a target exactly once (the first item of a window is
-  only an input). Windows shorter than `min_len` are dropped.
+  Window `end` is items[max(0, end - max_len):end]. Consecutive windows overlap
+  by one item, so with next-item training at every position each item is a
+  target exactly once (the first item of a window is only an input). Windows
+  shorter than `min_len` are dropped.
   """
-  out = []
-  end = len(seq)
-  while end >= min_len:
-    out.append(seq[max(0, end - max_len):end])
-    end -= max_len - 1
-  return out
+  return list(range(length, min_len - 1, -(max_len - 1)))
 
 
 def _check_lengths(max_len: int, min_len: int) -> None:
@@ -134,8 +149,23 @@ def _check_lengths(max_len: int, min_len: int) -> None:
     raise InputError(f"config.min_len={min_len}: must be in [2, config.max_len={max_len}]")
 
 
-def _split(rows: list[np.ndarray], users: list[int], max_len: int) -> Split:
-  return Split(left_pad(rows, max_len), np.asarray(users, np.int64))
+class _Rows:
+  """Collects the windows of one split."""
+
+  def __init__(self, seqs: UserSequences):
+    self.seqs, self.positions, self.ends = seqs, [], []
+
+  def add(self, position: int, end: int) -> None:
+    """The window of user `position` (index into seqs.items) ending at `end`."""
+    self.positions.append(position)
+    self.ends.append(end)
+
+  def split(self, max_len: int, order: np.ndarray | None = None) -> Split:
+    positions, ends = np.asarray(self.positions, np.int64), np.asarray(self.ends, np.int64)
+    if order is not None:
+      positions, ends = positions[order], ends[order]
+    rows = [self.seqs.items[p][max(0, e - max_len):e] for p, e in zip(positions, ends)]
+    return Split(left_pad(rows, max_len), self.seqs.users[positions], ends)
 
 
 def leave_one_out(seqs: UserSequences, max_len: int, min_len: int = 2) -> Splits:
@@ -146,19 +176,16 @@ def leave_one_out(seqs: UserSequences, max_len: int, min_len: int = 2) -> Splits
   Users too short for a row are left out of that split.
   """
   _check_lengths(max_len, min_len)
-  train, valid, test = ([], []), ([], []), ([], [])
-  for user, items in zip(seqs.users, seqs.items):
+  train, valid, test = _Rows(seqs), _Rows(seqs), _Rows(seqs)
+  for position, items in enumerate(seqs.items):
     n = len(items)
     if n >= 2:
-      test[0].append(items)
-      test[1].append(user)
+      test.add(position, n)
     if n >= 3:
-      valid[0].append(items[:-1])
-      valid[1].append(user)
-    for window in windows(items[:-2], max_len, min_len):
-      train[0].append(window)
-      train[1].append(user)
-  splits = [_split(rows, users, max_len) for rows, users in (train, valid, test)]
+      valid.add(position, n - 1)
+    for end in window_ends(n - 2, max_len, min_len):
+      train.add(position, end)
+  splits = [rows.split(max_len) for rows in (train, valid, test)]
   if not len(splits[0]):
     raise InputError(f"no training sequences of at least {min_len} items")
   return Splits(*splits, num_items=seqs.num_items)
@@ -169,24 +196,57 @@ def random_split(seqs: UserSequences, max_len: int, min_len: int,
                  seed: int = 0) -> Splits:
   """The CmnRec protocol: windows of length max_len split at random.
 
-  Every user's history is cut into windows (`windows`), windows shorter than
-  `min_len` are dropped, and the windows are shuffled by `seed` into
+  Every user's history is cut into windows (`window_ends`), windows shorter
+  than `min_len` are dropped, and the windows are shuffled by `seed` into
   train/valid/test by `fractions`. Evaluation targets are each window's last item.
   """
   _check_lengths(max_len, min_len)
   if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
     raise InputError(f"split fractions {fractions} must be non-negative and sum to 1")
-  rows, users = [], []
-  for user, items in zip(seqs.users, seqs.items):
-    for window in windows(items, max_len, min_len):
-      rows.append(window)
-      users.append(user)
-  if not rows:
+  rows = _Rows(seqs)
+  for position, items in enumerate(seqs.items):
+    for end in window_ends(len(items), max_len, min_len):
+      rows.add(position, end)
+  if not rows.ends:
     raise InputError(f"no sequences of at least {min_len} items")
-  order = np.random.default_rng(seed).permutation(len(rows))
-  n_train = int(round(fractions[0] * len(rows)))
-  n_valid = int(round(fractions[1] * len(rows)))
+  order = np.random.default_rng(seed).permutation(len(rows.ends))
+  n_train = int(round(fractions[0] * len(order)))
+  n_valid = int(round(fractions[1] * len(order)))
   parts = np.split(order, [n_train, n_train + n_valid])
-  splits = [_split([rows[i] for i in part], [users[i] for i in part], max_len)
-            for part in parts]
+  return Splits(*(rows.split(max_len, part) for part in parts), num_items=seqs.num_items)
+
+
+def global_time(seqs: UserSequences, max_len: int, min_len: int,
+                cuts: tuple[float, float] = (0.9, 0.95)) -> Splits:
+  """A leakage-free split at two global times.
+
+  The cut times are the `cuts` quantiles of all event times. Training windows
+  are cut from the events before the first cut only, so nothing at or after it
+  is ever a training input or target. A user's first event in [cut 1, cut 2)
+  is their validation target, their first event at or after cut 2 the test
+  target; each is predicted from everything the user had before it (events
+  between the cuts are test inputs, never training data).
+  """
+  _check_lengths(max_len, min_len)
+  if not seqs.timestamps:
+    raise InputError("config.split=global_time needs timestamps; this source has "
+                     "only the file order")
+  if not 0 < cuts[0] < cuts[1] < 1:
+    raise InputError(f"config.time_cuts={cuts}: must be two quantiles with "
+                     "0 < first < second < 1")
+  valid_time, test_time = np.quantile(np.concatenate(seqs.times), cuts)
+  train, valid, test = _Rows(seqs), _Rows(seqs), _Rows(seqs)
+  for position, times in enumerate(seqs.times):
+    first_valid, first_test = np.searchsorted(times, (valid_time, test_time))
+    if 0 < first_valid < first_test:
+      valid.add(position, first_valid + 1)
+    if 0 < first_test < len(times):
+      test.add(position, first_test + 1)
+    for end in window_ends(first_valid, max_len, min_len):
+      train.add(position, end)
+  splits = [rows.split(max_len) for rows in (train, valid, test)]
+  for name, part in zip(("training", "validation", "test"), splits):
+    if not len(part):
+      raise InputError(f"config.split=global_time with config.time_cuts={cuts}: no "
+                       f"{name} rows")
   return Splits(*splits, num_items=seqs.num_items)

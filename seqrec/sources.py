@@ -119,7 +119,8 @@ def _read_recbole(arg: str) -> Interactions:
   return _interactions(f"recbole:{os.path.basename(stem)}", inter, table.lines,
                        table.column("user_id"), table.column("item_id"), time,
                        _recbole_users(stem + ".user"),
-                       _recbole_items(stem + ".item"))
+                       _recbole_items(stem + ".item"),
+                       timestamps="timestamp" in table.names)
 
 
 def _find_inter(arg: str) -> str:
@@ -365,7 +366,7 @@ def _read_sasrec(path: str) -> Interactions:
   fields = " ".join(text).split()
   user, item = fields[0::2], fields[1::2]
   return _interactions(_label("sasrec", path), path, lines, user, item,
-                       lines.astype(np.float64))
+                       lines.astype(np.float64), timestamps=False)
 
 
 def _read_csv(path: str) -> Interactions:
@@ -413,7 +414,8 @@ def _read_csv(path: str) -> Interactions:
                        [len(source_ids), len(target_ids)])
   # Every kept line has an item, so users are simply the lines in order.
   return _build(_label("csv", path), row[keep], item, time, lines.astype(str),
-                np.concatenate([source_ids, target_ids]), item_domain=domain)
+                np.concatenate([source_ids, target_ids]), item_domain=domain,
+                timestamps=False)
 
 
 def _read_tfds(name: str) -> Interactions:
@@ -635,7 +637,7 @@ def _align(table_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 def _interactions(name: str, path: str, lines: np.ndarray, user_tokens,
                   item_tokens, time: np.ndarray, users: _Users | None = None,
-                  items: _Items | None = None) -> Interactions:
+                  items: _Items | None = None, timestamps: bool = True) -> Interactions:
   """Indexes raw labels and attaches side tables (users/items as read).
 
   Args:
@@ -647,6 +649,7 @@ def _interactions(name: str, path: str, lines: np.ndarray, user_tokens,
     time: float64 [n] timestamps.
     users: the user table, if any.
     items: the item table, if any.
+    timestamps: `time` is real (False: file positions).
   """
   user_tokens = np.strings.strip(np.asarray(user_tokens, dtype=str))
   item_tokens = np.strings.strip(np.asarray(item_tokens, dtype=str))
@@ -667,7 +670,7 @@ def _interactions(name: str, path: str, lines: np.ndarray, user_tokens,
     genres = items.genres[row] & (row >= 0)[:, None]
     genre_names = items.names
   return _build(name, user, item, time, user_ids, item_ids, features, vocab,
-                genres, genre_names)
+                genres, genre_names, timestamps=timestamps)
 
 
 def _build(name: str, user: np.ndarray, item: np.ndarray, time: np.ndarray,
@@ -676,7 +679,8 @@ def _build(name: str, user: np.ndarray, item: np.ndarray, time: np.ndarray,
            feature_vocab: dict[str, tuple[str, ...]] | None = None,
            item_genres: np.ndarray | None = None,
            genre_names: tuple[str, ...] = (),
-           item_domain: np.ndarray | None = None) -> Interactions:
+           item_domain: np.ndarray | None = None,
+           timestamps: bool = True) -> Interactions:
   """Orders events by user then time (stable) and wraps them up."""
   order = np.lexsort((time, user))
   return Interactions(
@@ -684,7 +688,7 @@ def _build(name: str, user: np.ndarray, item: np.ndarray, time: np.ndarray,
       time=np.asarray(time, np.float64)[order], user_ids=user_ids,
       item_ids=item_ids, user_features=user_features or {},
       feature_vocab=feature_vocab or {}, item_genres=item_genres,
-      genre_names=genre_names, item_domain=item_domain)
+      genre_names=genre_names, item_domain=item_domain, timestamps=timestamps)
 
 
 def _label(scheme: str, path: str) -> str:

@@ -75,11 +75,14 @@ def test_pretrain_then_finetune_every_method(tmp_path):
     workdir = tmp_path / method
     result = run_train("--config=configs/peterrec.py:tiny", f"--config.pretrained={pretrained}",
                        f"--config.method={method}", "--config.task=crossdomain",
-                       f"--workdir={workdir}")
+                       "--config.protocol.exclude_seen=True",
+                       "--config.protocol.sampled=uniform:3", f"--workdir={workdir}")
     assert result.returncode == 0, result.stderr[-3000:]
     results = read_json(workdir / "results.json")
-    assert {"mrr@5", "hr@10", "ndcg@10", "sampled_hr@5", "sampled_mrr@5"} <= set(
-        results["test"])
+    test = results["test"]
+    assert {"mrr@5", "hr@10", "ndcg@10", "uniform3_hr@5", "unseen_mrr@10"} <= set(test)
+    # Masking seen items only removes rivals; 3 negatives are fewer than all items.
+    assert test["unseen_hr@10"] >= test["hr@10"] and test["uniform3_hr@5"] >= test["hr@5"]
     counts[method] = results["trainable_params"]
     assert results["optimizer_state_bytes"] > 0
     assert (results["patch"] == "serial") == (method == "peterrec")

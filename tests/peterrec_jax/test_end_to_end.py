@@ -42,7 +42,7 @@ def test_pretrain_then_peterrec(tmp_path):
       task, trainer.TrainConfig(workdir=str(tmp_path / "finetune"), learning_rate=1e-2,
                                 **loop),
       task_data.train.batch(), {"test": task_data.test.batch()})
-  assert {"mrr@5", "hr@10", "sampled_hr@5"} <= set(results["test"])
+  assert {"mrr@5", "hr@10", "ndcg@10"} <= set(results["test"])
   after, before = flat(state.params), flat(pretrained)
   for path, value in after.items():
     if path in before:

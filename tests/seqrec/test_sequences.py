@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -43,15 +45,19 @@ def test_filtering_everything_is_a_clear_error():
     sequences.build_user_sequences(data, min_item_count=5)
 
 
+def _windows(seq, max_len, min_len):
+  return [seq[max(0, end - max_len):end].tolist()
+          for end in sequences.window_ends(len(seq), max_len, min_len)]
+
+
 def test_windows_cover_every_target_once_and_drop_short_ones():
   seq = np.arange(1, 11)
-  got = sequences.windows(seq, max_len=4, min_len=3)
-  assert [w.tolist() for w in got] == [[7, 8, 9, 10], [4, 5, 6, 7], [1, 2, 3, 4]]
+  got = _windows(seq, max_len=4, min_len=3)
+  assert got == [[7, 8, 9, 10], [4, 5, 6, 7], [1, 2, 3, 4]]
   targets = np.concatenate([w[1:] for w in got])
   assert sorted(targets.tolist()) == list(range(2, 11))
-  assert [w.tolist() for w in sequences.windows(np.arange(1, 7), 4, 3)] == [[3, 4, 5, 6],
-                                                                       [1, 2, 3]]
-  assert [w.tolist() for w in sequences.windows(np.arange(1, 7), 4, 4)] == [[3, 4, 5, 6]]
+  assert _windows(np.arange(1, 7), 4, 3) == [[3, 4, 5, 6], [1, 2, 3]]
+  assert _windows(np.arange(1, 7), 4, 4) == [[3, 4, 5, 6]]
 
 
 def test_left_pad_keeps_the_latest_items():
@@ -69,6 +75,45 @@ def test_leave_one_out_matches_recbole_protocol():
   np.testing.assert_array_equal(splits.train.seqs, [[1, 2, 3, 4]])
   # No test or validation target is ever a training target of the same user.
   assert 6 not in splits.train.seqs and 5 not in splits.train.seqs
+  np.testing.assert_array_equal(splits.test.ends, [6, 2])
+  np.testing.assert_array_equal(splits.valid.ends, [5])
+
+
+def test_global_time_split_never_trains_on_events_after_the_cut():
+  rng = np.random.default_rng(0)
+  user = np.repeat(np.arange(40), 25)
+  time = rng.uniform(0, 1000, len(user))
+  data = _data(user=user, item=rng.integers(0, 30, len(user)), time=time)
+  seqs = sequences.build_user_sequences(data)
+  splits = sequences.global_time(seqs, max_len=8, min_len=2, cuts=(0.8, 0.9))
+  valid_cut, test_cut = np.quantile(time, (0.8, 0.9))
+
+  def times(split, row):
+    position = seqs.position(split.users[row:row + 1])[0]
+    end = split.ends[row]
+    return seqs.times[position][max(0, end - 8):end]
+
+  # Every training window, inputs and targets, lies strictly before the cut.
+  assert len(splits.train) and all(times(splits.train, r).max() < valid_cut
+                                   for r in range(len(splits.train)))
+  for split, low, high in ((splits.valid, valid_cut, test_cut),
+                           (splits.test, test_cut, np.inf)):
+    assert len(split)
+    for row in range(len(split)):
+      window = times(split, row)
+      assert low <= window[-1] < high  # the target is the first event past the cut
+      assert np.all(window[:-1] < low)
+      np.testing.assert_array_equal(  # the window is the user's own items
+          split.seqs[row][-len(window):],
+          seqs.items[seqs.position(split.users[row:row + 1])[0]][
+              split.ends[row] - len(window):split.ends[row]])
+
+
+def test_global_time_split_needs_timestamps():
+  data = _data(user=[0, 0, 0], item=[1, 2, 3])
+  seqs = sequences.build_user_sequences(dataclasses.replace(data, timestamps=False))
+  with pytest.raises(InputError, match="global_time needs timestamps"):
+    sequences.global_time(seqs, max_len=4, min_len=2)
 
 
 def test_random_split_is_deterministic_and_partitions_windows():
@@ -81,7 +126,7 @@ def test_random_split_is_deterministic_and_partitions_windows():
   np.testing.assert_array_equal(a.test.seqs, b.test.seqs)
   assert not np.array_equal(a.test.seqs, c.test.seqs)
   total = len(a.train) + len(a.valid) + len(a.test)
-  assert total == sum(len(sequences.windows(s, 10, 5)) for s in seqs.items)
+  assert total == sum(len(sequences.window_ends(len(s), 10, 5)) for s in seqs.items)
   assert len(a.train) == round(0.8 * total) and len(a.valid) == round(0.02 * total)
   assert np.all((a.test.seqs != 0).sum(1) >= 5)
 
