@@ -26,6 +26,7 @@ import gzip
 import itertools
 import math
 import os
+import stat
 
 import numpy as np
 from absl import logging
@@ -127,8 +128,7 @@ def _find_inter(arg: str) -> str:
   """The .inter file: ARG itself, DIR/<DIR name>.inter, or the only one."""
   if os.path.isfile(arg) and arg.endswith(".inter"):
     return arg
-  if not os.path.isdir(arg):
-    raise InputError(f"{arg}: no such directory")
+  _require(arg, directory=True)
   inter = os.path.join(arg, os.path.basename(os.path.normpath(arg)) + ".inter")
   if os.path.isfile(inter):
     return inter
@@ -174,12 +174,14 @@ class _Atomic:
   Attributes:
     path: the file.
     names: column names without their ":type" suffix.
+    header: the header line as read.
     columns: the fields of each column, one entry per data line.
     lines: int64 [n] 1-based line numbers of the data lines.
   """
 
   path: str
   names: tuple[str, ...]
+  header: str
   columns: list[list[str]]
   lines: np.ndarray
 
@@ -196,17 +198,16 @@ class _Atomic:
     if need_rows and len(text) == 1:
       raise InputError(f"{path}: no interactions after the header")
     columns = _split(path, text[1:], lines[1:], "\t", len(names))
-    return cls(path, names, columns, lines[1:])
+    return cls(path, names, text[0], columns, lines[1:])
 
   def column(self, name: str) -> list[str]:
-    _require_columns(self.path, list(self.names), (name,))
+    _require_columns(self.path, list(self.names), (name,), "\t", self.header)
     return self.columns[self.names.index(name)]
 
 
 def _read_movielens(path: str) -> Interactions:
   """MovieLens, by file name: *.csv (ML-20M+), *.dat (ML-1M/10M), else ML-100k."""
-  if not os.path.isfile(path):
-    raise InputError(f"{path}: no such file")
+  _require(path)
   if path.endswith(".csv"):
     return _movielens_csv(path)
   if path.endswith(".dat"):
@@ -305,7 +306,7 @@ def _movielens_csv(path: str) -> Interactions:
   """ratings.csv (header userId,movieId,rating,timestamp) with movies.csv."""
   text, lines = _read_lines(path, required=True)
   header = [name.strip() for name in text[0].split(",")]
-  _require_columns(path, header, ("userId", "movieId", "timestamp"))
+  _require_columns(path, header, ("userId", "movieId", "timestamp"), ",", text[0])
   if len(text) == 1:
     raise InputError(f"{path}: no interactions after the header")
   columns = _split(path, text[1:], lines[1:], ",", len(header))
@@ -325,20 +326,22 @@ def _movielens_csv_items(path: str) -> _Items | None:
   # Titles may hold quoted commas, so this small file goes through csv.
   rows = list(csv.reader(text))
   header = [name.strip() for name in rows[0]]
-  _require_columns(path, header, ("movieId", "genres"))
+  _require_columns(path, header, ("movieId", "genres"), ",", text[0])
   _check_widths(path, np.fromiter(map(len, rows[1:]), np.int64), lines[1:],
-                len(header), "','")
+                len(header), ",", text[1:])
   ids = np.asarray([row[header.index("movieId")] for row in rows[1:]])
   genres = _genre_lists([row[header.index("genres")] for row in rows[1:]])
   return _Items(ids, *_multi_hot(genres))
 
 
-def _require_columns(path: str, header: list[str], names: tuple[str, ...]):
-  """Raises InputError unless every name is in the header (line 1)."""
+def _require_columns(path: str, header: list[str], names: tuple[str, ...],
+                     separator: str = "\t", line: str = ""):
+  """Raises InputError unless every name is in the header (line 1, as
+  `line`, split at `separator`)."""
   for name in names:
     if name not in header:
       raise InputError(f"{path} line 1: no column {name!r} in the header "
-                       f"({', '.join(header)})")
+                       f"({', '.join(header)}){_separator_hint(line, separator)}")
 
 
 # First-line fields that make it a header, not a user and an item.
@@ -362,7 +365,7 @@ def _read_sasrec(path: str) -> Interactions:
   """One whitespace-separated "user item" pair per line, in time order."""
   text, lines = _without_header(path, *_read_lines(path, required=True))
   widths = np.fromiter(map(len, map(str.split, text)), np.int64, len(text))
-  _check_widths(path, widths, lines, 2, "whitespace")
+  _check_widths(path, widths, lines, 2, "whitespace", text)
   fields = " ".join(text).split()
   user, item = fields[0::2], fields[1::2]
   return _interactions(_label("sasrec", path), path, lines, user, item,
@@ -487,6 +490,20 @@ def _read_tfds(name: str) -> Interactions:
 # --- Parsing helpers -------------------------------------------------------
 
 
+def _require(path: str, directory: bool = False) -> None:
+  """One line unless `path` is a file (or a directory): missing, not reachable
+  (a parent directory the user may not enter) or of the other kind."""
+  kind = "directory" if directory else "file"
+  try:
+    mode = os.stat(path).st_mode
+  except FileNotFoundError:
+    raise InputError(f"{path}: no such {kind}") from None
+  except OSError as error:
+    raise InputError(f"{path}: cannot read it ({error.strerror})") from None
+  if stat.S_ISDIR(mode) != directory:
+    raise InputError(f"{path}: not a {kind}")
+
+
 def _read_lines(path: str, required: bool = False) -> tuple[list[str], np.ndarray]:
   """Non-blank lines of a text file and their 1-based numbers (int64 [n]).
 
@@ -495,8 +512,7 @@ def _read_lines(path: str, required: bool = False) -> tuple[list[str], np.ndarra
   Gzip files (by their magic bytes) are read through; a UTF-8 byte-order
   mark is dropped; "\r\n", "\r" and "\n" all end lines.
   """
-  if not os.path.isfile(path):
-    raise InputError(f"{path}: no such file")
+  _require(path)
   try:
     with open(path, "rb") as f:
       data = f.read()
@@ -529,7 +545,7 @@ def _split(path: str, text: list[str], lines: np.ndarray, separator: str,
   """
   counts = np.fromiter(map(str.count, text, itertools.repeat(separator)),
                        np.int64, len(text)) + 1
-  _check_widths(path, counts, lines, width, repr(separator))
+  _check_widths(path, counts, lines, width, separator, text)
   if not text:
     return [[] for _ in range(width)]
   # One split of the joined text is far faster than a split per line.
@@ -537,13 +553,31 @@ def _split(path: str, text: list[str], lines: np.ndarray, separator: str,
   return [fields[j::width] for j in range(width)]
 
 
+_SEPARATORS = {"\t": "tabs", ",": "commas", ";": "semicolons", "|": "'|'", "::": "'::'",
+               " ": "spaces"}
+
+
+def _separator_hint(line: str, expected: str) -> str:
+  """" (the line has commas: ...)" when `line` holds another common separator
+  than `expected` (a `_SEPARATORS` key, or "whitespace"), else ""."""
+  others = [s for s in _SEPARATORS
+            if s != expected and not (expected == "whitespace" and s.isspace())]
+  found = max(others, key=line.count)
+  if not line.count(found):
+    return ""
+  return f" (the line has {_SEPARATORS[found]}: is the file {found!r}-separated?)"
+
+
 def _check_widths(path: str, widths: np.ndarray, lines: np.ndarray,
-                  width: int, separator: str) -> None:
-  """Raises InputError at the first line whose field count is not `width`."""
+                  width: int, separator: str, text: list[str]) -> None:
+  """Raises InputError at the first line whose field count is not `width`;
+  `text` (the lines) diagnoses a file that uses another separator."""
   bad = np.flatnonzero(widths != width)
   if bad.size:
+    shown = repr(separator) if separator != "whitespace" else separator
     raise InputError(f"{path} line {lines[bad[0]]}: expected {width} fields "
-                     f"separated by {separator}, found {widths[bad[0]]}")
+                     f"separated by {shown}, found {widths[bad[0]]}"
+                     f"{_separator_hint(text[bad[0]], separator)}")
 
 
 def _numbers(values: list[str], path: str, lines: np.ndarray,

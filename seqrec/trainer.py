@@ -211,6 +211,12 @@ class Trainer:
     return {k: float(v) / num_rows for k, v in totals.items()}
 
 
+# Running totals over every run of a workdir, in each train record: seconds
+# compiling the first step of each run, seconds and steps timed after it.
+TIMINGS = ("compile_seconds", "train_seconds", "timed_steps")
+THROUGHPUT = ("steps_per_second", "examples_per_second")
+
+
 def _check_finite(history: list[dict], first_step: int, mngr: Any, workdir: str) -> None:
   """Stops with one line if a loss in `history` (steps first_step..) is NaN/Inf
   or a step's update made a parameter non-finite; that step is never saved."""
@@ -281,9 +287,13 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
   if config.select_metric and "valid" in eval_data:
     best_mngr = checkpoint.best_manager(config.workdir, config.select_metric)
   history: list[dict] = []
-  train_seconds = compile_seconds = 0.0
+  # Timings cover the whole run: a resumed run continues the totals that the
+  # last kept train record of the earlier runs holds.
+  totals = {key: 0.0 for key in TIMINGS}
+  totals.update({k: v for k, v in writer.last("train").items() if k in TIMINGS})
+  last_metrics = {k: v for k, v in writer.last("train").items()
+                  if k not in TIMINGS + THROUGHPUT}
   window_start, window_step = time.perf_counter(), start
-  last_metrics: dict[str, float] = {}
   with preemption.notice() as preempted:
     for step in range(start, config.num_steps):
       tick = time.perf_counter()
@@ -297,7 +307,7 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
       is_last = done == config.num_steps
       if step == start:
         jax.block_until_ready(metrics)
-        compile_seconds = time.perf_counter() - tick
+        totals["compile_seconds"] += time.perf_counter() - tick
         window_start, window_step = time.perf_counter(), done
       if _due(done, config.log_every) or _due(done, config.checkpoint_every) or (
           _due(done, config.eval_every) or is_last):
@@ -305,7 +315,8 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
         _check_finite(host, done - len(host) + 1, mngr, config.workdir)
         history = []
         now = time.perf_counter()
-        train_seconds += now - window_start
+        totals["train_seconds"] += now - window_start
+        totals["timed_steps"] += done - window_step
         last_metrics = {k: float(np.mean([m[k] for m in host])) for k in host[0]
                         if k != "params_finite"}
         progress = f"step {done}/{config.num_steps} loss {last_metrics['loss']:.4f}"
@@ -316,17 +327,17 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
                         "examples_per_second": rate * config.batch_size}
           progress += (f" | {rate:.2f} steps/s, {rate * config.batch_size:.0f} examples/s,"
                        f" ETA {(config.num_steps - done) / rate:.0f}s")
-        writer.write(done, "train", {**last_metrics, **throughput})
+        writer.write(done, "train", {**last_metrics, **throughput, **totals})
         logging.info(progress)
         if (_due(done, config.eval_every) or is_last) and "valid" in eval_data:
           valid = trainer.evaluate(state.params, eval_data["valid"])
-          writer.write(done, "valid", {**valid, "train_seconds": train_seconds})
+          writer.write(done, "valid", {**valid, "train_seconds": totals["train_seconds"]})
           if best_mngr is not None:
             checkpoint.save(best_mngr, done, state.params, metrics=valid)
           for name in set(eval_data) - {"valid"} if config.eval_all_splits else ():
             # Learning curves only: selection never looks at these splits.
             writer.write(done, name, {**trainer.evaluate(state.params, eval_data[name]),
-                                      "train_seconds": train_seconds})
+                                      "train_seconds": totals["train_seconds"]})
         if _due(done, config.checkpoint_every) or is_last:
           checkpoint.save(mngr, done, state)
         window_start, window_step = time.perf_counter(), done
@@ -348,12 +359,11 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
   writer.close()
   mngr.close()
   trainable, _ = optim.split(state.params, trainer.labels)
-  steps_run = config.num_steps - start
   results.update(
       steps=final_step, resumed_from=start, final_train=last_metrics,
-      compile_seconds=compile_seconds, train_seconds=train_seconds,
-      examples_per_second=(max(steps_run - 1, 0) * config.batch_size
-                           / max(train_seconds, 1e-9)),
+      compile_seconds=totals["compile_seconds"], train_seconds=totals["train_seconds"],
+      examples_per_second=(totals["timed_steps"] * config.batch_size
+                           / max(totals["train_seconds"], 1e-9)),
       trainable_params=optim.count(trainable), total_params=optim.count(state.params),
       optimizer_state_bytes=optim.nbytes(state.opt_state),
       num_devices=trainer.mesh.size)
@@ -362,7 +372,7 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
 
 def write_results(workdir: str, results: dict[str, Any]) -> str:
   """Writes `workdir/results.json` (process 0) and returns its path."""
-  path = os.path.join(workdir, "results.json")
+  path = os.path.join(workdir, workdir_lib.RESULTS_FILE)
   if jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     workdir_lib.write_json(path, results)

@@ -24,6 +24,8 @@ from seqrec.errors import InputError
 
 CONFIG_FILE = "config.json"
 ITEMS_FILE = "items.npy"
+RESULTS_FILE = "results.json"
+METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = ".lock"
 # Keys a rerun may change: the schedule may grow; the device count is hardware
 # (checkpoints restore on any number of devices).
@@ -62,15 +64,21 @@ def has_run(workdir: str) -> bool:
   """Whether a run has trained (checkpointed) or finished in `workdir`."""
   return (os.path.isdir(os.path.join(workdir, "checkpoints")) and
           bool(os.listdir(os.path.join(workdir, "checkpoints")))) or os.path.exists(
-              os.path.join(workdir, "results.json"))
+              os.path.join(workdir, RESULTS_FILE))
 
 
 def check(workdir: str, config: dict) -> None:
-  """Refuses `config` in a workdir that holds another experiment.
+  """Refuses `config` in a workdir that holds another experiment, or where a
+  file the run writes is something else (a directory), before any work.
 
   Raises:
-    InputError: naming the workdir and the differing settings.
+    InputError: naming the workdir and the differing settings or the file.
   """
+  for name in (CONFIG_FILE, ITEMS_FILE, RESULTS_FILE, METRICS_FILE):
+    if os.path.lexists(os.path.join(workdir, name)) and not os.path.isfile(
+        os.path.join(workdir, name)):
+      raise InputError(f"--workdir={workdir}: {name} there is not a file; move it away "
+                       "or use a new --workdir")
   path = os.path.join(workdir, CONFIG_FILE)
   if not has_run(workdir):
     return

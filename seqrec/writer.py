@@ -21,6 +21,7 @@ class MetricWriter:
     final records of a finished one) are dropped first, so every step
     appears once and in order."""
     self._active = jax.process_index() == 0
+    self._last: dict[str, dict] = {}
     if not self._active:
       return
     os.makedirs(workdir, exist_ok=True)
@@ -31,9 +32,17 @@ class MetricWriter:
       with open(f"{path}.tmp", "w") as f:
         f.writelines(kept)
       os.replace(f"{path}.tmp", path)
+      for record in map(json.loads, kept):
+        self._last[record["split"]] = record
     self._jsonl = open(path, "a")
     from tensorboardX import SummaryWriter  # only process 0 imports it
     self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def last(self, split: str) -> dict[str, float]:
+    """The values of the last record of `split` kept from earlier runs ({} if
+    none, and on every process but 0)."""
+    record = self._last.get(split, {})
+    return {k: v for k, v in record.items() if k not in ("step", "split")}
 
   def write(self, step: int, split: str, values: Mapping[str, float]) -> None:
     if not self._active:

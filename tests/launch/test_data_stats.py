@@ -1,7 +1,10 @@
 """Runs the data_stats binary as a user would."""
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -58,3 +61,28 @@ def test_unknown_dataset_names_the_setting():
   result = _run("--config.dataset=nonsense")
   assert result.returncode != 0 and result.stdout == ""
   assert "config.dataset=nonsense" in result.stderr.splitlines()[0]
+
+
+def test_an_unreadable_file_is_one_line():
+  # Under /tmp, which everyone may enter, unlike pytest's own temporary tree.
+  directory = tempfile.mkdtemp(dir="/tmp")
+  try:
+    os.chmod(directory, 0o755)
+    path = os.path.join(directory, "pairs.txt")
+    with open(path, "w") as f:
+      f.write("1 2\n1 3\n")
+    os.chmod(path, 0)
+    command = [sys.executable, "-m", "launch.data_stats", f"--config.dataset=sasrec:{path}"]
+    if os.geteuid() == 0:  # root reads anything: run as nobody, without capabilities
+      if not shutil.which("setpriv"):
+        pytest.skip("running as root and setpriv is missing")
+      command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 "--inh-caps=-all", *command]
+    for directory_mode in (0o755, 0o700):  # the file, then its directory, closed
+      os.chmod(directory, directory_mode)
+      result = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                              timeout=120)
+      assert result.returncode == 1, result.stderr[-2000:]
+      assert result.stderr.strip() == f"error: {path}: cannot read it (Permission denied)"
+  finally:
+    shutil.rmtree(directory)

@@ -129,6 +129,9 @@ def test_finetune_on_other_items_of_the_same_count_stops(tmp_path):
     ({"batch_size": 3}, "config.batch_size=3 is not divisible"),
     ({"select_metric": "accuracy"},
      "config.select_metric='accuracy' is not a metric of this task"),
+    ({"protocol.sampled": "uniform"}, "config.protocol.sampled='uniform': each entry"),
+    ({"split": "global_time", "time_cuts": (0.9, 0.5)},
+     "config.time_cuts=(0.9, 0.5): must be two quantiles"),
 ])
 def test_bad_settings_fail_before_any_work(tmp_path, overrides, message):
   config = sweep.apply(cmnrec.get_config("tiny"), tuple(overrides.items()), seed=0)

@@ -108,3 +108,10 @@ def test_a_protocol_on_a_profile_task_is_refused():
   with pytest.raises(InputError, match="config.task=gender classifies users"):
     protocols.check(ml_collections.ConfigDict(dict(exclude_seen=True, sampled="", seed=0)), False, "config.task=gender")
   protocols.check(ml_collections.ConfigDict(dict(exclude_seen=False, sampled="", seed=0)), False, "config.task=gender")
+
+
+def test_a_user_without_enough_unseen_items_is_one_line():
+  counts = np.ones(6)  # 5 candidates
+  with pytest.raises(InputError, match=r"uniform:3: user 7 \(valid\) leaves only 2 "):
+    protocols.negatives(protocols.Sampled("uniform", 3), 0, "valid", np.array([1, 7]),
+                        [np.array([1]), np.array([1, 2, 3])], counts)

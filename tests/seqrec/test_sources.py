@@ -265,6 +265,20 @@ BAD_INPUTS = [
      "{d}/s.csv line 2: 2 empty fields; only one ',,'"),
     ({"s.csv": "1,2\n,2\n"}, "csv:{d}/s.csv", "{d}/s.csv line 2: empty item"),
     ({"s.csv": "1,2,\n"}, "csv:{d}/s.csv", "{d}/s.csv line 1: empty item"),
+    # Another separator than the format's is named.
+    ({"s.txt": "1,2\n"}, "sasrec:{d}/s.txt",
+     "found 1 (the line has commas: is the file ','-separated?)"),
+    ({"a.inter": "user_id:token,item_id:token\n1,2\n"}, "recbole:{d}",
+     "no column 'item_id' in the header (user_id) (the line has commas"),
+    ({"a.inter": INTER + "1;2;3\n"}, "recbole:{d}",
+     "found 1 (the line has semicolons: is the file ';'-separated?)"),
+    ({"u.data": "1 2 3 4\n"}, "movielens:{d}/u.data",
+     "found 1 (the line has spaces: is the file ' '-separated?)"),
+    ({"ratings.dat": "1\t2\t3\t4\n"}, "movielens:{d}/ratings.dat",
+     "found 1 (the line has tabs: is the file '\\t'-separated?)"),
+    ({"ratings.csv": "userId;movieId;rating;timestamp\n1;2;3;4\n"},
+     "movielens:{d}/ratings.csv", "no column 'userId' in the header "
+     "(userId;movieId;rating;timestamp) (the line has semicolons"),
 ]
 
 
@@ -319,3 +333,9 @@ def test_recbole_bom_duplicate_columns_and_pipe_genres(tmp_path):
   _file(data / "d.inter", "user_id:token\titem_id:token\titem_id:token\n1\t10\t11\n")
   with pytest.raises(InputError, match=r"line 1: column 'item_id' appears more than once"):
     sources.load(f"recbole:{data}")
+
+
+def test_ids_are_labels_not_numbers(tmp_path):
+  _write(tmp_path, {"seq.txt": "u1 B00X\nu1 B01Y\nuser-2 B00X\n"})
+  data = sources.load(f"sasrec:{tmp_path}/seq.txt")
+  assert _sequences(data) == {"u1": ["B00X", "B01Y"], "user-2": ["B00X"]}

@@ -294,3 +294,18 @@ def test_a_resumed_run_logs_every_step_once(tmp_path):
   with open(tmp_path / "metrics.jsonl") as f:
     steps = [(r["step"], r["split"]) for r in map(json.loads, f)]
   assert steps == [(1, "train"), (2, "train"), (3, "train"), (4, "train"), (5, "train")]
+
+
+def test_timings_cover_the_whole_run_after_a_resume(tmp_path):
+  _, first = _train(tmp_path)
+  assert first["train_seconds"] > 0 and first["examples_per_second"] > 0
+  # Resumed at the final step: nothing left to train, the same totals.
+  _, again = _train(tmp_path)
+  assert again["resumed_from"] == 6
+  for key in ("train_seconds", "compile_seconds", "examples_per_second", "final_train"):
+    assert again[key] == first[key], key
+  # A longer schedule adds its own time to the earlier run's.
+  _, longer = _train(tmp_path, num_steps=9)
+  assert longer["train_seconds"] > first["train_seconds"]
+  assert longer["compile_seconds"] > first["compile_seconds"]
+  assert longer["final_train"]["loss"] != first["final_train"]["loss"]

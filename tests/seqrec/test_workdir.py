@@ -60,6 +60,13 @@ def test_an_unrelated_results_json_is_never_overwritten(tmp_path):
     workdir.check(str(tmp_path), CONFIG)
 
 
+@pytest.mark.parametrize("name", ["results.json", "config.json", "metrics.jsonl"])
+def test_a_directory_where_the_run_writes_a_file_is_refused_before_work(tmp_path, name):
+  (tmp_path / name).mkdir()
+  with pytest.raises(InputError, match=f"{name} there is not a file"):
+    workdir.check(str(tmp_path), CONFIG)
+
+
 @pytest.mark.parametrize("path", ["/proc/seqrec_run", "FILE", "FILE/below"])
 def test_an_unwritable_workdir_is_one_line(tmp_path, path):
   (tmp_path / "file").write_text("")
