@@ -1,11 +1,15 @@
-"""Test-wide JAX set-up: 8 fake CPU devices and a persistent compilation cache.
+"""Test-wide JAX set-up: 8 fake CPU devices, cheap compiles (`tests.paths.xla_flags`)
+and a persistent compilation cache.
 
 Must run before JAX initialises its backends, which is why it lives here.
+Subprocesses inherit the flags.
 """
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+from tests.paths import xla_flags  # imports no JAX
+
+os.environ.setdefault("XLA_FLAGS", xla_flags(8))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.paths import REPO
+from tests.paths import REPO, xla_flags
 
 
 def test_bench_serve_writes_json_and_plot(tmp_path):
@@ -14,7 +14,7 @@ def test_bench_serve_writes_json_and_plot(tmp_path):
        "--devices=1,2", "--tasks=1,4", "--users=32", "--batch_size=16", "--top_k=10",
        "--repeats=1"],
       cwd=REPO, capture_output=True, text=True, timeout=600,
-      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+      env={**os.environ, "XLA_FLAGS": xla_flags(2)})
   assert result.returncode == 0, result.stderr[-3000:]
   with open(tmp_path / "bench_serve.json") as f:
     report = json.load(f)

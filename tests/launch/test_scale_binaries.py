@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from tests.launch.test_train_binaries import read_json, run_train
-from tests.paths import REPO
+from tests.paths import REPO, xla_flags
 
 SPLIT = ("--config.model_parallel=2", "--config.dtype=bfloat16")
 
@@ -40,7 +40,7 @@ def test_bench_scale_writes_json_and_plot(tmp_path):
        "--devices=1,2", "--channels=8", "--dilations=1", "--num_negatives=8",
        "--batch_size=4", "--seq_len=6", "--repeats=1"],
       cwd=REPO, capture_output=True, text=True, timeout=600,
-      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+      env={**os.environ, "XLA_FLAGS": xla_flags(2)})
   assert result.returncode == 0, result.stderr[-3000:]
   with open(tmp_path / "bench_scale.json") as f:
     records = json.load(f)["results"]

@@ -12,11 +12,11 @@ import pytest
 from configs import cmnrec
 from seqrec import experiment, sweep
 from seqrec.errors import InputError
-from tests.paths import REPO
+from tests.paths import REPO, xla_flags
 
 
 def run_train(*flags: str, devices: int = 2) -> subprocess.CompletedProcess:
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  env = {**os.environ, "XLA_FLAGS": xla_flags(devices)}
   return subprocess.run([sys.executable, "-m", "launch.train", *flags], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=600)
 

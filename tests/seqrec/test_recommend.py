@@ -16,7 +16,7 @@ import pytest
 
 from seqrec import experiment, export, recommend, registry
 from seqrec.errors import InputError
-from tests.paths import ML100K, REPO, needs_ml100k
+from tests.paths import ML100K, REPO, needs_ml100k, xla_flags
 
 NEXT_ITEM = sorted(set(registry.FAMILIES) - {"peterrec"})
 
@@ -119,7 +119,7 @@ def test_exported_top_k_matches_the_streamed_lists(workdirs, tmp_path):
 
 
 def _recommend(*flags, env_devices=2):
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={env_devices}"}
+  env = {**os.environ, "XLA_FLAGS": xla_flags(env_devices)}
   return subprocess.run([sys.executable, "-m", "launch.recommend", *flags], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=600)
 

@@ -14,7 +14,7 @@ from flax import traverse_util
 
 from seqrec import checkpoint, optim, trainer
 from seqrec.errors import InputError, TrainingError
-from tests.paths import REPO
+from tests.paths import REPO, xla_flags
 from tests.seqrec import tiny
 
 
@@ -65,7 +65,7 @@ def test_checkpoint_from_eight_devices_restores_on_one(tmp_path):
 
 def _run_tiny(workdir, num_steps, checkpoint_every):
   env = {**os.environ, "PYTHONPATH": REPO,
-         "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+         "XLA_FLAGS": xla_flags(2)}
   return subprocess.Popen(
       [sys.executable, os.path.join(REPO, "tests", "seqrec", "tiny.py"), str(workdir),
        str(num_steps), str(checkpoint_every)],
@@ -98,7 +98,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
 def _run_tiny_binary(workdir, num_steps):
   """tiny_binary.py through `launch.common.run`, on 2 devices, no periodic checkpoints."""
   env = {**os.environ, "PYTHONPATH": REPO,
-         "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+         "XLA_FLAGS": xla_flags(2)}
   return subprocess.Popen(
       [sys.executable, os.path.join(REPO, "tests", "seqrec", "tiny_binary.py"),
        f"--workdir={workdir}", f"--num_steps={num_steps}", "--batch_size=8",
