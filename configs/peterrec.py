@@ -32,6 +32,12 @@ def get_config(arg: str | None = None):
   c.pooling = "cls"  # or "mean"
   c.loss = "softmax"  # crossdomain: or "bce", the reference's one-negative loss
   c.min_source_len = 5
+  # Users: 80/10/10 at random by config.seed, or with folds=k the fold-th of k
+  # folds as test (the next as validation); label_fraction of the training
+  # users keep their labels (nested: 5% of them are among the 10%).
+  c.folds = 0
+  c.fold = 0
+  c.label_fraction = 1.0
   c.select_metric = "accuracy"
   c.model = ml_collections.ConfigDict()  # the backbone comes from config.pretrained
   if arg in ("ml100k", "ml100k_crossdomain"):

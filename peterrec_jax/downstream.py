@@ -120,14 +120,33 @@ def _profile_labels(data: Interactions, task: str) -> tuple[np.ndarray, tuple[st
 
 
 def _split_users(users: np.ndarray, fractions: Sequence[float], seed: int,
-                 task: str) -> list[np.ndarray]:
-  if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1.0):
-    raise InputError(f"split fractions {tuple(fractions)} must be three "
-                     "non-negative numbers summing to 1")
+                 task: str, folds: int = 0, fold: int = 0,
+                 label_fraction: float = 1.0) -> list[np.ndarray]:
+  """Train, valid and test users: by `fractions` of a permutation of `seed`,
+  or with `folds` > 0 the fold-th of k folds of it as test and the next fold as
+  validation, so over the k folds every user is tested once. Only the first
+  `label_fraction` of the training users (in permutation order, so smaller
+  fractions are subsets of larger ones) keep their labels."""
+  if not 0 < label_fraction <= 1:
+    raise InputError(f"config.label_fraction={label_fraction}: must be in (0, 1]")
   order = np.random.default_rng(seed).permutation(users)
-  n_train = int(round(fractions[0] * len(users)))
-  n_valid = int(round(fractions[1] * len(users)))
-  parts = np.split(order, [n_train, n_train + n_valid])
+  if folds:
+    if folds < 3 or not 0 <= fold < folds:
+      raise InputError(f"config.folds={folds}, config.fold={fold}: need folds >= 3 and "
+                       "0 <= fold < folds")
+    chunks = np.array_split(order, folds)
+    test, valid = chunks[fold], chunks[(fold + 1) % folds]
+    train = np.concatenate([c for i, c in enumerate(chunks)
+                            if i not in (fold, (fold + 1) % folds)])
+    parts = [train, valid, test]
+  else:
+    if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1.0):
+      raise InputError(f"split fractions {tuple(fractions)} must be three "
+                       "non-negative numbers summing to 1")
+    n_train = int(round(fractions[0] * len(users)))
+    n_valid = int(round(fractions[1] * len(users)))
+    parts = np.split(order, [n_train, n_train + n_valid])
+  parts[0] = parts[0][:max(1, int(round(label_fraction * len(parts[0]))))]
   if any(len(p) == 0 for p in parts):
     raise InputError(f"config.task={task}: {len(users)} usable users cannot fill "
                      f"train/valid/test with fractions {tuple(fractions)}")
@@ -138,7 +157,8 @@ def build_downstream(data: Interactions, source: UserSequences, task: str, *,
                      max_len: int, min_source_len: int = 5,
                      held_out_genres: Sequence[str] = DEFAULT_HELD_OUT_GENRES,
                      fractions: Sequence[float] = (0.8, 0.1, 0.1),
-                     seed: int = 0) -> Downstream:
+                     seed: int = 0, folds: int = 0, fold: int = 0,
+                     label_fraction: float = 1.0) -> Downstream:
   """Builds one downstream task.
 
   Args:
@@ -150,8 +170,11 @@ def build_downstream(data: Interactions, source: UserSequences, task: str, *,
     min_source_len: users with fewer source items are skipped.
     held_out_genres: the target domain of "crossdomain" when `data` has no
       item domains.
-    fractions: train/valid/test shares of the users.
+    fractions: train/valid/test shares of the users (without `folds`).
     seed: the user split.
+    folds, fold: k-fold cross-validation over users: fold `fold` of `folds`
+      is the test set, the next one validation (0 folds: `fractions`).
+    label_fraction: the share of the training users whose labels are used.
   Returns:
     The dataset. Skipped users (missing label, short source sequence) are
     counted in `stats`, not errors.
@@ -182,7 +205,8 @@ def build_downstream(data: Interactions, source: UserSequences, task: str, *,
   stats["users"] = len(kept_users)
   splits = []
   for name, users in zip(("train", "valid", "test"),
-                         _split_users(kept_users, fractions, seed, task)):
+                         _split_users(kept_users, fractions, seed, task, folds, fold,
+                                      label_fraction)):
     rows = np.flatnonzero(np.isin(example_user, users))
     seqs = [source.items[row_of_user[u]] for u in example_user[rows]]
     splits.append(Examples(left_pad(seqs, max_len), label[rows].astype(np.int32),

@@ -334,7 +334,8 @@ def build(config: Any, data: Interactions) -> Experiment:
   task_data = downstream.build_downstream(
       data, source, config.task, max_len=config.max_len,
       min_source_len=config.min_source_len,
-      held_out_genres=tuple(pretrained.held_out_genres), seed=config.seed)
+      held_out_genres=tuple(pretrained.held_out_genres), seed=config.seed,
+      folds=config.folds, fold=config.fold, label_fraction=config.label_fraction)
   logging.info("task %s: %s", config.task, task_data.stats)
   patched = config.method == "peterrec"
   net = network(config)

@@ -10,6 +10,7 @@ latest checkpoint in `config.workdir`. Batches are a pure function of
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -60,16 +61,24 @@ class TrainState:
   opt_state: Any
 
 
+@functools.lru_cache(maxsize=2)
+def _epoch_order(num_rows: int, seed: int, epoch: int) -> np.ndarray:
+  """The permutation of epoch `epoch`, made once per epoch, not once per step
+  (at 25M rows a permutation costs more than a step)."""
+  order = np.random.default_rng([seed, epoch]).permutation(num_rows)
+  order.flags.writeable = False  # shared by every step of the epoch
+  return order
+
+
 def batch_indices(num_rows: int, batch_size: int, seed: int, step: int) -> np.ndarray:
   """Rows of the global batch for `step`: a fresh permutation per epoch, the
-  last partial batch of an epoch dropped."""
+  last partial batch of an epoch dropped. A pure function of its arguments."""
   steps_per_epoch = num_rows // batch_size
   if steps_per_epoch == 0:
     raise InputError(f"config.batch_size={batch_size} is larger than the {num_rows} "
                      "training sequences")
   epoch, index = divmod(step, steps_per_epoch)
-  order = np.random.default_rng([seed, epoch]).permutation(num_rows)
-  return order[index * batch_size:(index + 1) * batch_size]
+  return _epoch_order(num_rows, seed, epoch)[index * batch_size:(index + 1) * batch_size]
 
 
 def steps_for_epochs(num_rows: int, batch_size: int, num_epochs: float) -> int:

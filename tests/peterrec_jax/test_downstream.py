@@ -139,3 +139,40 @@ def test_movielens_100k():
   assert stats["crossdomain"]["target_items"] == 116
   assert stats["crossdomain"]["users"] == 841
   assert sum(stats["crossdomain"][f"examples_{s}"] for s in ("train", "valid", "test")) == 7050
+
+
+@needs_ml100k
+def test_k_folds_test_every_user_once_and_label_fractions_are_nested():
+  data = sources.load(f"recbole:{ML100K}")
+  source = downstream.source_sequences(data)
+  tested, everyone = [], None
+  for fold in range(5):
+    out = downstream.build_downstream(data, source, "gender", max_len=20, folds=5, fold=fold)
+    parts = [set(p.users.tolist()) for p in (out.train, out.valid, out.test)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    everyone = everyone or set.union(*parts)
+    assert set.union(*parts) == everyone  # every fold uses every user
+    tested.extend(parts[2])
+  assert sorted(tested) == sorted(everyone)  # each user is tested exactly once
+  assert len(everyone) == out.stats["users"] == 943
+  train = {}
+  for fraction in (0.05, 0.25, 1.0):
+    out = downstream.build_downstream(data, source, "gender", max_len=20, folds=5, fold=2,
+                                      label_fraction=fraction)
+    train[fraction] = set(out.train.users.tolist())
+    assert len(out.test) == len(downstream.build_downstream(
+        data, source, "gender", max_len=20, folds=5, fold=2).test)  # same test users
+  assert train[0.05] < train[0.25] < train[1.0]
+  assert len(train[0.05]) == round(0.05 * len(train[1.0]))
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(folds=2), "config.folds=2, config.fold=0: need folds >= 3"),
+    (dict(folds=5, fold=5), "config.folds=5, config.fold=5"),
+    (dict(label_fraction=0.0), "config.label_fraction=0.0: must be in"),
+])
+def test_bad_folds_and_fractions_are_one_line(settings, message):
+  data = hand_made()
+  with pytest.raises(InputError, match=message.replace("(", r"\(")):
+    downstream.build_downstream(data, build_user_sequences(data), "gender", max_len=4,
+                                min_source_len=1, **settings)

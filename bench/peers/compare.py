@@ -1,0 +1,54 @@
+"""Puts RecBole's JSON (recbole_run.py) beside this repository's runs of the same models.
+
+  python bench/peers/compare.py --runs=runs/peers --out=runs/peers/beauty.json
+
+Reads RUNS/recbole_MODEL.json and RUNS/ours_MODEL/results.json for MODEL in
+GRU4Rec and SASRec; writes seconds per epoch of both, their ratio and the test
+metrics (ours with the history excluded, as RecBole ranks).
+"""
+
+import argparse
+import json
+import os
+
+OURS = {"GRU4Rec": "ours_GRU4Rec", "SASRec": "ours_SASRec"}
+METRICS = {"recall@10": "unseen_hr@10", "ndcg@10": "unseen_ndcg@10", "mrr@10": "unseen_mrr@10"}
+
+
+def ours_epoch_seconds(results: dict, config: dict) -> float:
+  """Seconds per epoch of training steps (compilation excluded)."""
+  rows = results["data"]["train_rows"]
+  return (rows // config["batch_size"]) * config["batch_size"] / results["examples_per_second"]
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--runs", required=True)
+  parser.add_argument("--out", required=True)
+  args = parser.parse_args()
+  rows = []
+  for model, workdir in OURS.items():
+    with open(os.path.join(args.runs, f"recbole_{model}.json")) as f:
+      peer = json.load(f)
+    with open(os.path.join(args.runs, workdir, "results.json")) as f:
+      results = json.load(f)
+    with open(os.path.join(args.runs, workdir, "config.json")) as f:
+      config = json.load(f)
+    peer_epoch = sorted(peer["epoch_seconds"])[len(peer["epoch_seconds"]) // 2]
+    ours_epoch = ours_epoch_seconds(results, config)
+    rows.append({
+        "model": model, "epochs": peer["epochs"],
+        "recbole_epoch_seconds": peer_epoch, "ours_epoch_seconds": ours_epoch,
+        "ours_over_recbole": ours_epoch / peer_epoch,
+        "recbole_test": {k: peer["test"][k] for k in METRICS},
+        "ours_test": {k: results["test"][v] for k, v in METRICS.items()},
+    })
+  report = {"dataset": "amazon-beauty (BERT4Rec release)", "rows": rows}
+  with open(args.out + ".tmp", "w") as f:
+    json.dump(report, f, indent=2)
+  os.replace(args.out + ".tmp", args.out)
+  print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+  main()
