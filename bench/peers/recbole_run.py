@@ -8,9 +8,10 @@ in this repository's. Invoked by bench/peers/run.sh:
 
 The file becomes a RecBole atomic dataset in a temporary directory (timestamp =
 line number, so the order is the file's), split leave-one-out with full
-ranking, history excluded (RecBole's default for full sorting), CE loss over
-all items, 50 input items, batch 128, lr 1e-3. Sizes match this repository's
-configs (see run.sh).
+ranking, CE loss over all items, 50 input items, batch 128, lr 1e-3. RecBole
+masks no history for sequential models (its full-sort loader passes no
+history index for them), so its numbers stand beside our plain keys
+("ndcg@10"), not the "unseen_" ones. Sizes match this repository's configs.
 """
 
 import argparse
