@@ -52,8 +52,11 @@ def main() -> None:
   parser.add_argument("--epochs", type=int, default=2)
   parser.add_argument("--out", required=True)
   args = parser.parse_args()
+  out = os.path.abspath(args.out)
   with tempfile.TemporaryDirectory() as directory:
     atomic(args.data, directory)
+    # RecBole writes log/ and log_tensorboard/ into the working directory.
+    os.chdir(directory)
     config = Config(model=args.model, dataset="beauty", config_dict={
         "data_path": directory, "checkpoint_dir": os.path.join(directory, "saved"),
         "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
@@ -88,10 +91,10 @@ def main() -> None:
   report = {"peer": "recbole 1.2.1", "model": args.model, "epochs": args.epochs,
             "epoch_seconds": epoch_seconds, "test": {k: float(v) for k, v in test.items()},
             "sizes": SIZES[args.model]}
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out + ".tmp", "w") as f:
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  with open(out + ".tmp", "w") as f:
     json.dump(report, f, indent=2)
-  os.replace(args.out + ".tmp", args.out)
+  os.replace(out + ".tmp", out)
   print(json.dumps(report))
 
 
