@@ -40,6 +40,11 @@ def base(family: str) -> ml_collections.ConfigDict:
   # The output layer and loss only at positions with a target (seqrec.packing);
   # False computes them at every position: the same loss, more work.
   c.pack_targets = True
+  # Batches of similar-length windows at the width of their longest
+  # (seqrec.bucketing): only for models that do not see the amount of left
+  # padding (SASRec, Caser; refused for the others). Changes which rows share a
+  # batch, so it is off where the published tables were made without it.
+  c.bucket_lengths = False
   # Evaluation (seqrec.protocols): full ranking always; exclude_seen adds
   # "unseen_" metrics, sampled ("uniform:100,popularity:100") "uniform100_" ...
   # against negatives fixed by (protocol.seed, user, split).

@@ -1,13 +1,15 @@
-r"""Training throughput on real data: examples/s and s/epoch, packed loss positions or not.
+r"""Training throughput on real data: examples/s and s/epoch, before and after.
 
   python -m launch.bench_throughput --out=docs
   python -m launch.bench_throughput --out=/tmp/q --datasets=ml100k --models=gru4rec \
       --repeats=2
 
-For every (dataset, model) the model's config is built as `launch.train` builds
-it, then the trainer's step is timed on the run's first batch with the output
-layer at target positions only (`seqrec.packing`, the default) and at every
-position (config.pack_targets=False, how every step ran before), round-robin.
+For every (dataset, model) the model's config is the dataset's preset, built as
+`launch.train` builds it. The trainer's step is then timed round-robin
+(`seqrec.benchmark.throughput`) with the output layer at every position (how
+every step ran before: config.pack_targets=False), at target positions only
+(`seqrec.packing`, the default) and, for the models that allow it, also on
+length-bucketed batches (`seqrec.bucketing`, config.bucket_lengths=True).
 Writes OUT/bench_throughput.json and prints a table.
 """
 
@@ -19,26 +21,26 @@ from absl import app, flags
 
 from seqrec import benchmark, experiment, registry, sweep
 
-DATASETS = {"ml100k": "recbole:../shared/data/ml-100k",
-            "beauty": "sasrec:../shared/data/amazon-beauty/beauty.txt"}
-# model -> (config file, preset, overrides): the sizes of the ML-100k tables.
+DATASETS = ("ml100k", "beauty")  # each the name of every model's preset for it
+# model -> (config file, overrides); the preset is the dataset's.
 MODELS = {
-    "gru4rec": ("cmnrec", "ml100k", {"model.kind": "gru4rec"}),
-    "tsc": ("cmnrec", "ml100k", {"model.kind": "tsc", "model.memory_slots": 2}),
-    "nextitnet": ("nextitnet", "ml100k", {}),
-    "sasrec": ("sasrec", "ml100k", {}),
+    "gru4rec": ("cmnrec", {"model.kind": "gru4rec"}),
+    "tsc": ("cmnrec", {"model.kind": "tsc", "model.memory_slots": 2}),
+    "nextitnet": ("nextitnet", {}),
+    "sasrec": ("sasrec", {}),
+    "caser": ("caser", {}),
 }
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
 _DATASETS = flags.DEFINE_list("datasets", list(DATASETS), f"From {list(DATASETS)}.")
 _MODELS = flags.DEFINE_list("models", list(MODELS), f"From {list(MODELS)}.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Sequences per step (every model).")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed rounds (each times both variants).")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed rounds (each times every variant).")
+_STEPS = flags.DEFINE_integer("steps", 8, "Batches of epoch 0 each packed variant runs.")
 
 
 def config_for(model: str, dataset: str, batch_size: int):
-  name, preset, overrides = MODELS[model]
-  config = importlib.import_module(f"configs.{name}").get_config(preset)
-  config.dataset = DATASETS[dataset]
+  name, overrides = MODELS[model]
+  config = importlib.import_module(f"configs.{name}").get_config(dataset)
   config.batch_size = batch_size
   return sweep.apply(config, tuple(overrides.items()), seed=0)
 
@@ -57,22 +59,26 @@ def main(argv):
       print(f"{dataset} {model}:")
       for record in benchmark.throughput(built.task, built.train,
                                          batch_size=_BATCH_SIZE.value,
-                                         repeats=_REPEATS.value):
+                                         repeats=_REPEATS.value, steps=_STEPS.value):
         records.append({"dataset": dataset, "model": model, **record})
   benchmark.write_report(_OUT.value, "bench_throughput", {
       "settings": {"batch_size": _BATCH_SIZE.value, "repeats": _REPEATS.value,
-                   "models": {m: MODELS[m] for m in _MODELS.value}},
+                   "steps": _STEPS.value, "models": {m: MODELS[m] for m in _MODELS.value}},
       "results": records})
-  print("| dataset | model | target share | packed ex/s | unpacked ex/s | speedup | "
-        "packed s/epoch |")
-  print("|---|---|---|---|---|---|---|")
-  by_key = {(r["dataset"], r["model"], r["packed"]): r for r in records}
+  print("| dataset | model | positions with a target | every position ex/s | packed ex/s "
+        "| packed + bucketed ex/s | speedup | s/epoch before | s/epoch after |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  by_key = {(r["dataset"], r["model"], r["packed"], r["bucketed"]): r for r in records}
   for dataset in _DATASETS.value:
     for model in _MODELS.value:
-      on, off = by_key[dataset, model, True], by_key[dataset, model, False]
-      print(f"| {dataset} | {model} | {on['target_share']:.3f} | "
-            f"{on['examples_per_second']:.0f} | {off['examples_per_second']:.0f} | "
-            f"{off['step_ms'] / on['step_ms']:.2f}x | {on['seconds_per_epoch']:.1f} |")
+      before, packed = by_key[dataset, model, False, False], by_key[dataset, model, True, False]
+      bucketed = by_key.get((dataset, model, True, True))
+      after = min((packed, bucketed or packed), key=lambda r: r["step_ms"])
+      bucketed_rate = f"{bucketed['examples_per_second']:.0f}" if bucketed else "–"
+      print(f"| {dataset} | {model} | {packed['target_share']:.0%} | "
+            f"{before['examples_per_second']:.0f} | {packed['examples_per_second']:.0f} | "
+            f"{bucketed_rate} | {before['step_ms'] / after['step_ms']:.1f}x | "
+            f"{before['seconds_per_epoch']:.0f} | {after['seconds_per_epoch']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 The harness every benchmark uses: `interleaved_ms` (round-robin timing, so
 ratios share the machine load), `TrainStep` (the trainer's own compiled train
-step on a fixed batch), `xla_memory` (XLA's memory analysis of a compiled
+step on a fixed batch), `EpochSteps` (that step on the batches the trainer
+draws), `xla_memory` (XLA's memory analysis of a compiled
 step) and `write_report` (JSON written whole, plus a plot).
 
 `scale` measures the real train step of `seqrec.trainer.Trainer` for a task
@@ -29,7 +30,7 @@ from flax import traverse_util
 
 from seqrec import workdir
 from seqrec.task import Arrays, Task
-from seqrec.trainer import TrainConfig, Trainer, batch_indices
+from seqrec.trainer import TrainConfig, Trainer, steps_per_epoch
 
 # The task of a catalog of `num_items` items whose tables are padded to a
 # multiple of `vocab_multiple`.
@@ -260,36 +261,63 @@ def write_scale_report(out_dir: str, records: list[dict[str, Any]],
                       lambda path: plot(records, path))
 
 
-def throughput(task: Task, train: Arrays, *, batch_size: int, repeats: int,
-               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-  """Training throughput of `task` on its real data, with and without packing.
+class EpochSteps:
+  """The trainer's train step on several batches of epoch 0, as `train` draws
+  them (packed and bucketed as `config` says); calling it runs them all."""
 
-  Both variants run the trainer's step on the same batch (the first one of
-  the run) and are timed round-robin; where packing does not pay
-  (`packing.PAY_OFF`) the "packed" step is the unpacked one. Seconds per epoch are steps per epoch
-  (training rows // batch) times the median step.
+  def __init__(self, task: Task, train: Arrays, config: TrainConfig, steps: Sequence[int]):
+    self.trainer = Trainer(task, config)
+    self.state = self.trainer.fresh_state(warm_start=True)
+    self.batches = [self.trainer.train_batch(train, step) for step in steps]
+
+  def __call__(self) -> dict[str, jax.Array]:
+    with jax.set_mesh(self.trainer.mesh):
+      for batch in self.batches:
+        self.state, metrics = self.trainer.train_step(self.state, batch)
+    return metrics
+
+
+def throughput(task: Task, train: Arrays, *, batch_size: int, repeats: int, steps: int = 8,
+               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+  """Training throughput of `task` on its real data: every position, packed
+  target positions (`seqrec.packing`) and, where the task allows, packed and
+  bucketed by length (`seqrec.bucketing`).
+
+  The packed variants run `steps` batches spread evenly over epoch 0, as the
+  trainer draws them (bucketed batches have different widths). The unpacked
+  step does the same work for every batch (full width, every position), so it
+  runs the first one. The variants are timed round-robin, after a call that
+  compiles every shape; seconds per epoch are steps per epoch times the
+  median step.
 
   Returns:
-    One record per variant: "packed", median step ms, examples/s, s/epoch, and
-    the share of positions that carry a target in that batch.
+    One record per variant: "packed", "bucketed", median step ms, examples/s,
+    s/epoch, the share of positions with a target and the mean batch width.
   """
   rows = len(next(iter(train.values())))
-  first = {k: v[batch_indices(rows, batch_size, 0, 0)] for k, v in train.items()}
-  steps = {pack: TrainStep(dataclasses.replace(
-      task, loss_positions=task.loss_positions if pack else None), first)
-           for pack in (True, False)}
-  ms = interleaved_ms(steps, repeats)
-  share = None
-  if task.loss_positions is not None:
-    positions, width = task.loss_positions(first)
-    share = float(positions.sum() / (len(positions) * width))
+  per_epoch = steps_per_epoch(rows, batch_size)
+  spread = sorted({int(s) for s in np.linspace(0, per_epoch - 1, steps)})
+  variants = [(False, False), (True, False)] + [(True, True)] * task.padding_invariant
+  runs = {(pack, bucket): EpochSteps(task, train, TrainConfig(
+      workdir="", num_steps=1, batch_size=batch_size, num_devices=1, pack_targets=pack,
+      bucket_lengths=bucket), spread if pack else spread[:1]) for pack, bucket in variants}
+  ms = interleaved_ms(runs, repeats)
   out = []
-  for pack, median in ms.items():
-    record = {"packed": pack, "step_ms": median,
+  for (pack, bucket), run in runs.items():
+    median = ms[pack, bucket] / len(run.batches)
+    seqs = [np.asarray(b["seq"]) for b in run.batches]
+    share = None
+    if task.loss_positions is not None:
+      counts = [task.loss_positions({"seq": s}) for s in seqs]
+      share = float(sum(c.sum() for c, _ in counts)
+                    / sum(len(c) * (train["seq"].shape[1] - 1) for c, _ in counts))
+    record = {"packed": pack, "bucketed": bucket, "step_ms": median,
               "examples_per_second": 1e3 * batch_size / median,
-              "seconds_per_epoch": (rows // batch_size) * median / 1e3,
-              "target_share": share}
-    log(f"  packed={pack}: {median:.1f} ms/step, {record['examples_per_second']:.0f} "
-        f"examples/s, {record['seconds_per_epoch']:.1f} s/epoch")
+              "seconds_per_epoch": per_epoch * median / 1e3, "target_share": share,
+              "mean_width": float(np.mean([s.shape[1] for s in seqs])),
+              "batches_timed": len(run.batches)}
+    log(f"  packed={pack} bucketed={bucket}: {median:.1f} ms/step, "
+        f"{record['examples_per_second']:.0f} examples/s, "
+        f"{record['seconds_per_epoch']:.1f} s/epoch, mean width {record['mean_width']:.1f}")
     out.append(record)
   return out

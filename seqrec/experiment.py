@@ -80,7 +80,8 @@ def train_config(config: ml_collections.ConfigDict, workdir: str,
       checkpoint_every=config.checkpoint_every, log_every=config.log_every,
       eval_batch_size=config.eval_batch_size, eval_all_splits=config.eval_all_splits,
       select_metric=config.select_metric or None, num_devices=config.num_devices,
-      model_parallel=config.model_parallel, pack_targets=config.pack_targets)
+      model_parallel=config.model_parallel, pack_targets=config.pack_targets,
+      bucket_lengths=config.bucket_lengths)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> tuple[dict[str, Any], str]:
@@ -102,6 +103,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> tuple[dict[str, Any]
     workdir_lib.check(workdir, as_dict)
     built = registry.build(config, load_data(config))
     loop = train_config(config, workdir, len(next(iter(built.train.values()))))
+    trainer.check_task(built.task, loop)
     workdir_lib.save(workdir, as_dict, built.items)
     _, results = trainer.train(built.task, loop, built.train, built.eval)
     results.update(config=as_dict, **built.info)

@@ -111,7 +111,8 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
               param_rules: ParamRules = (), ks: Sequence[int] = metrics.DEFAULT_KS,
               corrupt: Corrupt | None = None,
               corrupt_positions: Callable[[Arrays], np.ndarray] | None = None,
-              eval_inputs: Callable[[jax.Array], jax.Array] | None = None) -> Task:
+              eval_inputs: Callable[[jax.Array], jax.Array] | None = None,
+              padding_invariant: bool = False) -> Task:
   """The training and evaluation functions of a next-item model.
 
   Args:
@@ -128,6 +129,8 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
       is packed.
     eval_inputs: seq [B, L] -> the inputs whose last position predicts
       seq[:, -1]; default seq[:, :-1].
+    padding_invariant: the model's states do not depend on the amount of left
+      padding (`Task.padding_invariant`).
   Returns:
     The task; `evaluate` gives MRR/HR/NDCG at `ks`, each [B], for full ranking
     and every protocol whose arrays the batch carries (`seqrec.protocols`).
@@ -168,7 +171,7 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
 
   positions = shift_positions if corrupt is None else corrupt_positions
   return Task(init=model.init, loss=loss_fn, evaluate=evaluate, param_rules=param_rules,
-              loss_positions=positions, score=score)
+              loss_positions=positions, score=score, padding_invariant=padding_invariant)
 
 
 def user_sequences(config: Any, data: Interactions,

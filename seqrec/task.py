@@ -52,6 +52,10 @@ class Task:
       each row the loss covers. With it the trainer adds
       `batch[seqrec.packing.KEY]` where packing pays, whose shape tells `loss`
       how many positions to pack (`seqrec.packing`).
+    padding_invariant: the model's outputs at a position do not depend on how
+      much left padding precedes the sequence, so batch["seq"] may lose its
+      leading all-padding columns (`seqrec.bucketing`; the trainer does so
+      with `TrainConfig.bucket_lengths`). Only "seq" is cut.
   """
 
   init: Callable[[jax.Array], Params]
@@ -62,6 +66,7 @@ class Task:
   warm_start: Callable[[Params], Params] | None = None
   loss_positions: Callable[[Arrays], tuple[np.ndarray, int]] | None = None
   score: Callable[[Params, Batch], jax.Array] | None = None
+  padding_invariant: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

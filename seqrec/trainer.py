@@ -24,7 +24,7 @@ from absl import logging
 from flax import struct
 from jax.sharding import Mesh
 
-from seqrec import (checkpoint, mesh as mesh_lib, optim, packing, preemption,
+from seqrec import (bucketing, checkpoint, mesh as mesh_lib, optim, packing, preemption,
                     workdir as workdir_lib)
 from seqrec.errors import InputError, TrainingError
 from seqrec.task import Arrays, Task
@@ -52,6 +52,9 @@ class TrainConfig:
   select_metric: str | None = None  # e.g. "ndcg@10": report the best-validation step
   eval_all_splits: bool = False  # evaluate every split (not only valid) when validating
   pack_targets: bool = True  # the loss packs its positions where the task can (`packing`)
+  # Batches of similar-length rows at the width of their longest (`bucketing`);
+  # only for a task whose model allows it (`Task.padding_invariant`).
+  bucket_lengths: bool = False
 
 
 @struct.dataclass
@@ -70,15 +73,27 @@ def _epoch_order(num_rows: int, seed: int, epoch: int) -> np.ndarray:
   return order
 
 
+def steps_per_epoch(num_rows: int, batch_size: int) -> int:
+  """Full batches in an epoch (the last partial batch is dropped)."""
+  if num_rows < batch_size:
+    raise InputError(f"config.batch_size={batch_size} is larger than the {num_rows} "
+                     "training sequences")
+  return num_rows // batch_size
+
+
 def batch_indices(num_rows: int, batch_size: int, seed: int, step: int) -> np.ndarray:
   """Rows of the global batch for `step`: a fresh permutation per epoch, the
   last partial batch of an epoch dropped. A pure function of its arguments."""
-  steps_per_epoch = num_rows // batch_size
-  if steps_per_epoch == 0:
-    raise InputError(f"config.batch_size={batch_size} is larger than the {num_rows} "
-                     "training sequences")
-  epoch, index = divmod(step, steps_per_epoch)
+  epoch, index = divmod(step, steps_per_epoch(num_rows, batch_size))
   return _epoch_order(num_rows, seed, epoch)[index * batch_size:(index + 1) * batch_size]
+
+
+def check_task(task: Task, config: TrainConfig) -> None:
+  """Refuses loop settings the task cannot run with, before any work."""
+  if config.bucket_lengths and not task.padding_invariant:
+    raise InputError("config.bucket_lengths=True: this model's outputs depend on the amount "
+                     "of left padding, so it cannot run at a shorter width (only SASRec and "
+                     "Caser can)")
 
 
 def steps_for_epochs(num_rows: int, batch_size: int, num_epochs: float) -> int:
@@ -89,7 +104,13 @@ class Trainer:
   """Compiled step functions and state handling for one task and mesh."""
 
   def __init__(self, task: Task, config: TrainConfig):
+    check_task(task, config)
     self.task, self.config = task, config
+    # (a "seq" array, its rows' buckets) and (that array, epoch, its order):
+    # computed once per array and epoch, not per step. Holding the array
+    # itself, not its id, so a new array can never match a stale entry.
+    self._buckets: tuple[np.ndarray, np.ndarray] | None = None
+    self._order: tuple[np.ndarray, int, np.ndarray] | None = None
     self.mesh: Mesh = mesh_lib.make_mesh(config.num_devices, config.model_parallel)
     mesh_lib.check_batch_size(config.batch_size, self.mesh)
     mesh_lib.check_batch_size(config.eval_batch_size, self.mesh, "config.eval_batch_size")
@@ -184,35 +205,73 @@ class Trainer:
     with jax.set_mesh(self.mesh):
       return self.train_step(state, batch)
 
+  def row_buckets(self, seq: np.ndarray) -> np.ndarray:
+    """`bucketing.buckets(seq)`, computed once per array."""
+    if self._buckets is None or self._buckets[0] is not seq:
+      self._buckets = (seq, bucketing.buckets(seq))
+    return self._buckets[1]
+
+  def batch_rows(self, data: Arrays, step: int) -> np.ndarray:
+    """Rows of the global batch of `step`: `batch_indices`, or with
+    `bucket_lengths` the batches of `bucketing.epoch_order`."""
+    num_rows, size = len(next(iter(data.values()))), self.config.batch_size
+    if not self.config.bucket_lengths:
+      return batch_indices(num_rows, size, self.config.seed, step)
+    epoch, index = divmod(step, steps_per_epoch(num_rows, size))
+    buckets = self.row_buckets(data["seq"])
+    if self._order is None or self._order[0] is not data["seq"] or self._order[1] != epoch:
+      self._order = (data["seq"], epoch,
+                     bucketing.epoch_order(buckets, size, self.config.seed, epoch))
+    return self._order[2][index * size:(index + 1) * size]
+
+  def cut(self, data: Arrays, rows: np.ndarray) -> Arrays:
+    """`data` at `rows`; with `bucket_lengths`, "seq" without the columns
+    that are padding in every one of those rows."""
+    batch = {k: v[rows] for k, v in data.items()}
+    if self.config.bucket_lengths:
+      full = data["seq"].shape[1]
+      width = bucketing.width(self.row_buckets(data["seq"])[rows], full)
+      batch["seq"] = batch["seq"][:, full - width:]
+    return batch
+
   def train_batch(self, data: Arrays, step: int) -> dict[str, jax.Array]:
     """The global batch of `step`, this process's rows of it on its devices.
 
     With `Task.loss_positions`, also the packing shape [G, C]: computed from
-    the whole global batch, so every process picks the same C.
+    the whole global batch, so every process picks the same C (and, with
+    `bucket_lengths`, the same width).
     """
-    rows = batch_indices(len(next(iter(data.values()))), self.config.batch_size,
-                         self.config.seed, step)
-    local = {k: v[rows[self.local_rows]] for k, v in data.items()}
+    rows = self.batch_rows(data, step)
+    whole = self.cut(data, rows)
+    local = {k: v[self.local_rows] for k, v in whole.items()}
     if self.config.pack_targets and self.task.loss_positions is not None:
       groups = self.mesh.shape[mesh_lib.DATA]
-      shape = packing.shape(*self.task.loss_positions(
-          {k: v[rows] for k, v in data.items()}), groups)
+      shape = packing.shape(*self.task.loss_positions(whole), groups)
       if shape is not None:
         mine = len(self.local_rows) * groups // self.config.batch_size
         local[packing.KEY] = np.zeros((mine, shape[1]), np.int8)
     return mesh_lib.global_batch(local, self.mesh)
 
   def evaluate(self, params: Any, data: Arrays) -> dict[str, float]:
-    """Mean of each per-example metric over all rows of `data`."""
+    """Mean of each per-example metric over all rows of `data`.
+
+    With `bucket_lengths` the rows go in order of length, each batch at the
+    width of its longest row.
+    """
     size = self.config.eval_batch_size
     num_rows = len(next(iter(data.values())))
+    order = np.arange(num_rows)
+    if self.config.bucket_lengths:
+      order = np.argsort(self.row_buckets(data["seq"]), kind="stable")
     totals: dict[str, jax.Array] = {}
     local = mesh_lib.process_rows(size, self.mesh)
     for start in range(0, num_rows, size):
-      rows = np.arange(start, start + size)
-      valid = (rows < num_rows).astype(np.float32)
-      rows = np.where(rows < num_rows, rows, 0)  # pad with row 0, masked out
-      batch = mesh_lib.global_batch({k: v[rows][local] for k, v in data.items()}, self.mesh)
+      index = np.arange(start, start + size)
+      valid = (index < num_rows).astype(np.float32)
+      # The last batch is filled up with its own first row, masked out.
+      rows = order[np.where(index < num_rows, index, start)]
+      whole = self.cut(data, rows)
+      batch = mesh_lib.global_batch({k: v[local] for k, v in whole.items()}, self.mesh)
       valid = mesh_lib.global_batch({"valid": valid[local]}, self.mesh)["valid"]
       with jax.set_mesh(self.mesh):  # see `run_step`
         sums = self.eval_step(params, batch, valid)

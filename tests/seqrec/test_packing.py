@@ -80,13 +80,16 @@ def test_no_logits_are_formed_for_padding():
   assert f"{config.max_len - 1},{vocab}]" not in jaxpr.replace(" ", "")
 
 
-def test_throughput_times_both_variants_on_the_same_batch():
-  config = cmnrec.get_config("tiny")
-  config.model.kind = "gru4rec"
+def test_throughput_times_every_variant_the_task_allows():
+  config = sasrec.get_config("tiny")  # a padding-invariant model: it may bucket
   config.max_len = 60
   built = registry.build(config, experiment.load_data(config))
   records = benchmark.throughput(built.task, built.train, batch_size=16, repeats=1,
-                                 log=lambda _: None)
-  assert [r["packed"] for r in records] == [True, False]
+                                 steps=3, log=lambda _: None)
+  variants = [(False, False), (True, False), (True, True)]
+  assert [(r["packed"], r["bucketed"]) for r in records] == variants
   assert all(r["step_ms"] > 0 and r["seconds_per_epoch"] > 0 for r in records)
-  assert 0 < records[0]["target_share"] < 1
+  assert all(0 < r["target_share"] < 1 for r in records)
+  assert [r["batches_timed"] for r in records] == [1] + [3] * (len(variants) - 1)
+  widths = [r["mean_width"] for r in records]
+  assert widths[:2] == [60, 60] and all(w < 60 for w in widths[2:])
