@@ -3,8 +3,9 @@
   python bench/peers/compare.py --runs=runs/peers --out=runs/peers/beauty.json
 
 Reads RUNS/recbole_MODEL.json and RUNS/ours_MODEL/results.json for MODEL in
-GRU4Rec and SASRec; writes seconds per epoch of both, their ratio and the test
-metrics (ours with the history left in, as RecBole ranks for sequential models).
+GRU4Rec and SASRec; writes seconds per epoch of both, their ratio, the training
+time to the best validation epoch, and the test metrics of that epoch (ours
+with the history left in, as RecBole ranks for sequential models).
 """
 
 import argparse
@@ -36,10 +37,16 @@ def main() -> None:
       config = json.load(f)
     peer_epoch = sorted(peer["epoch_seconds"])[len(peer["epoch_seconds"]) // 2]
     ours_epoch = ours_epoch_seconds(results, config)
+    steps_per_epoch = results["data"]["train_rows"] // config["batch_size"]
+    ours_best_epoch = results["evaluated_step"] / steps_per_epoch
     rows.append({
-        "model": model, "epochs": peer["epochs"],
+        "model": model,
+        "recbole_epochs": peer["epochs"], "recbole_best_epoch": peer["best_epoch"],
+        "ours_epochs": results["steps"] / steps_per_epoch, "ours_best_epoch": ours_best_epoch,
         "recbole_epoch_seconds": peer_epoch, "ours_epoch_seconds": ours_epoch,
         "ours_over_recbole": ours_epoch / peer_epoch,
+        "recbole_seconds_to_best": sum(peer["epoch_seconds"][:peer["best_epoch"]]),
+        "ours_seconds_to_best": ours_best_epoch * ours_epoch,
         "recbole_test": {k: peer["test"][k] for k in METRICS},
         "ours_test": {k: results["test"][v] for k, v in METRICS.items()},
     })

@@ -8,7 +8,10 @@ in this repository's. Invoked by bench/peers/run.sh:
 
 The file becomes a RecBole atomic dataset in a temporary directory (timestamp =
 line number, so the order is the file's), split leave-one-out with full
-ranking, CE loss over all items, 50 input items, batch 128, lr 1e-3. RecBole
+ranking, CE loss over all items, 50 input items, batch 128, lr 1e-3. Up to
+--epochs epochs, validation NDCG@10 after each, RecBole's early stopping
+(--patience epochs without a gain); the test metrics are those of the best
+validation epoch, as ours with config.select_metric. RecBole
 masks no history for sequential models (its full-sort loader passes no
 history index for them), so its numbers stand beside our plain keys
 ("ndcg@10"), not the "unseen_" ones. Sizes match this repository's configs.
@@ -20,6 +23,7 @@ import os
 import tempfile
 import time
 
+import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.trainer import Trainer
@@ -50,6 +54,7 @@ def main() -> None:
   parser.add_argument("--data", required=True)
   parser.add_argument("--model", choices=tuple(SIZES), required=True)
   parser.add_argument("--epochs", type=int, default=2)
+  parser.add_argument("--patience", type=int, default=10)
   parser.add_argument("--out", required=True)
   args = parser.parse_args()
   out = os.path.abspath(args.out)
@@ -62,7 +67,7 @@ def main() -> None:
         "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
         "MAX_ITEM_LIST_LENGTH": 50, "loss_type": "CE", "train_neg_sample_args": None,
-        "epochs": args.epochs, "eval_step": args.epochs, "stopping_step": args.epochs,
+        "epochs": args.epochs, "eval_step": 1, "stopping_step": args.patience,
         "train_batch_size": 128, "eval_batch_size": 256, "learning_rate": 1e-3,
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full",
                       "group_by": "user"},
@@ -84,12 +89,17 @@ def main() -> None:
       return out
 
     trainer._train_epoch = timed
-    # The model after the last epoch, as ours with select_metric="" (no
-    # checkpoint round trip: torch >= 2.6 refuses to unpickle RecBole's).
-    trainer.fit(train_data, valid_data, saved=False, show_progress=False)
-    test = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
-  report = {"peer": "recbole 1.2.1", "model": args.model, "epochs": args.epochs,
-            "epoch_seconds": epoch_seconds, "test": {k: float(v) for k, v in test.items()},
+    # RecBole pickles its best-validation checkpoint, which torch >= 2.6 only
+    # loads with weights_only=False.
+    load = torch.load
+    torch.load = lambda *a, **k: load(*a, **{**k, "weights_only": False})
+    best_valid, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+  report = {"peer": "recbole 1.2.1", "model": args.model, "max_epochs": args.epochs,
+            # cur_step: validations since the best one (one per epoch here).
+            "epochs": len(epoch_seconds), "best_epoch": len(epoch_seconds) - trainer.cur_step,
+            "best_valid_ndcg@10": float(best_valid), "epoch_seconds": epoch_seconds,
+            "test": {k: float(v) for k, v in test.items()},
             "sizes": SIZES[args.model]}
   os.makedirs(os.path.dirname(out), exist_ok=True)
   with open(out + ".tmp", "w") as f:

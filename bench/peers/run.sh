@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
 # The peer benchmark: RecBole 1.2.1's GRU4Rec and SASRec and ours on Amazon Beauty, with the
-# same split (leave-one-out), max length (50 inputs), sizes, loss (full-softmax CE), batch
-# and epochs, one after the other on this machine. Writes runs/peers/beauty.json.
+# same split (leave-one-out), max length (50 inputs), sizes, loss (full-softmax CE) and
+# batch, one after the other on this machine. Each side validates after every epoch and
+# reports the test metrics of its best validation epoch: RecBole for up to RECBOLE_EPOCHS
+# (early stopping after PATIENCE epochs without a gain), ours for OURS_EPOCHS (an epoch
+# here is about 12x fewer optimizer steps: every window once, where RecBole makes every
+# prefix a sample). Writes runs/peers/beauty.json.
 #
 #   python3 -m venv ../peers-venv && ../peers-venv/bin/pip install -r bench/peers/requirements.txt
-#   PEERS_PYTHON=../peers-venv/bin/python EPOCHS=2 bench/peers/run.sh
+#   PEERS_PYTHON=../peers-venv/bin/python RECBOLE_EPOCHS=2 OURS_EPOCHS=2 bench/peers/run.sh
 #
 # Run from the repository root with this repository's environment active. Nothing here is
 # part of requirements.txt or CI.
 set -euo pipefail
 DATA=${DATA:-../shared/data/amazon-beauty/beauty.txt}
-EPOCHS=${EPOCHS:-2}
+RECBOLE_EPOCHS=${RECBOLE_EPOCHS:-2}
+OURS_EPOCHS=${OURS_EPOCHS:-2}
+PATIENCE=${PATIENCE:-10}
 OUT=${OUT:-runs/peers}
 PEERS_PYTHON=${PEERS_PYTHON:-../peers-venv/bin/python}
 mkdir -p "$OUT"
 for MODEL in GRU4Rec SASRec; do
   [ -f "$OUT/recbole_$MODEL.json" ] ||
     "$PEERS_PYTHON" bench/peers/recbole_run.py --data="$DATA" --model=$MODEL \
-      --epochs="$EPOCHS" --out="$OUT/recbole_$MODEL.json"
+      --epochs="$RECBOLE_EPOCHS" --patience="$PATIENCE" --out="$OUT/recbole_$MODEL.json"
 done
-COMMON=(--config.dataset="sasrec:$DATA" --config.num_epochs="$EPOCHS" --config.eval_every=0
-        --config.select_metric= --config.protocol.sampled=)
+# Steps per epoch of ours (training windows // batch), to validate once per epoch.
+EPOCH_STEPS=$(python -c "
+from configs import sasrec
+from seqrec import experiment, registry
+c = sasrec.get_config('beauty')
+c.dataset = 'sasrec:$DATA'
+print(len(registry.build(c, experiment.load_data(c)).train['seq']) // c.batch_size)")
+# RecBole ranks with the history left in for sequential models: our plain keys.
+COMMON=(--config.dataset="sasrec:$DATA" --config.num_epochs="$OURS_EPOCHS"
+        --config.eval_every="$EPOCH_STEPS" --config.select_metric=ndcg@10
+        --config.protocol.sampled=)
 python -m launch.train --config=configs/cmnrec.py:beauty --config.model.kind=gru4rec \
   "${COMMON[@]}" --workdir="$OUT/ours_GRU4Rec"
 python -m launch.train --config=configs/sasrec.py:beauty "${COMMON[@]}" \
