@@ -42,7 +42,8 @@ except AttributeError as unknown:
   sys.exit(_unknown_key(unknown))
 WORKDIR = flags.DEFINE_string("workdir", "/tmp/seqrec", "Checkpoints, metrics, results.json.")
 COMPILATION_CACHE = flags.DEFINE_string(
-    "compilation_cache", os.path.expanduser("~/.cache/seqrec_xla"),
+    "compilation_cache",
+    os.environ.get("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/seqrec_xla")),
     "Persistent XLA compilation cache directory (empty: off); repeated runs skip compiles.")
 # Multi-process runs (TPU pod slices, several GPU hosts): every process gets the
 # same flags but its own --process_id. Unset flags fall back to the variables
