@@ -31,6 +31,9 @@ LOCK_FILE = ".lock"
 # (checkpoints restore on any number of devices).
 GROWABLE = ("num_steps", "num_epochs")
 HARDWARE = ("num_devices",)
+# Keys added after workdirs were written, with the value that does what those
+# runs did: an older config.json without the key means that value.
+ADDED = {"bucket_lengths": False}
 
 
 def write_json(path: str, value: Any) -> None:
@@ -51,7 +54,7 @@ def config_diff(old: dict, new: dict) -> list[str]:
   old_flat, new_flat = _flat(old), _flat(new)
   out = []
   for key in sorted(set(old_flat) | set(new_flat)):
-    before, after = old_flat.get(key), new_flat.get(key)
+    before, after = old_flat.get(key, ADDED.get(key)), new_flat.get(key)
     if before == after or key in HARDWARE:
       continue
     if key in GROWABLE and before is not None and after is not None and after >= before:

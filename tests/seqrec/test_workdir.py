@@ -28,6 +28,13 @@ def test_diff_names_every_changed_setting_but_a_longer_schedule_or_the_devices()
   assert workdir.config_diff(CONFIG, {**CONFIG, "extra": 1}) == ["extra: None -> 1"]
 
 
+def test_a_key_added_later_means_what_older_runs_did():
+  # Workdirs written before config.bucket_lengths existed ran without it.
+  assert workdir.config_diff(CONFIG, {**CONFIG, "bucket_lengths": False}) == []
+  assert workdir.config_diff(CONFIG, {**CONFIG, "bucket_lengths": True}) == [
+      "bucket_lengths: False -> True"]
+
+
 def test_check_refuses_another_experiment_only_once_it_has_run(tmp_path):
   workdir.save(str(tmp_path), CONFIG, np.array(["", "a"]))
   other = {**CONFIG, "learning_rate": 0.5}
