@@ -43,6 +43,10 @@ def test_pack_puts_each_groups_weighted_positions_first():
 def test_packed_loss_and_gradients_equal_the_unpacked_ones(family, overrides):
   config = CONFIGS[family].get_config("tiny")
   config.update(dict(max_len=60, **overrides))  # windows longer than most histories
+  if family == "cmnrec":
+    # Packing lives in the shared objective, after the model's states: the
+    # recurrent baseline compiles in a fraction of the memory models' time.
+    config.model.kind = "gru4rec"
   built = registry.build(config, experiment.load_data(config))
   task = built.task
   values = {}
@@ -85,11 +89,11 @@ def test_throughput_times_every_variant_the_task_allows():
   config.max_len = 60
   built = registry.build(config, experiment.load_data(config))
   records = benchmark.throughput(built.task, built.train, batch_size=16, repeats=1,
-                                 steps=3, log=lambda _: None)
+                                 steps=2, log=lambda _: None)
   variants = [(False, False), (True, False), (True, True)]
   assert [(r["packed"], r["bucketed"]) for r in records] == variants
   assert all(r["step_ms"] > 0 and r["seconds_per_epoch"] > 0 for r in records)
   assert all(0 < r["target_share"] < 1 for r in records)
-  assert [r["batches_timed"] for r in records] == [1] + [3] * (len(variants) - 1)
+  assert [r["batches_timed"] for r in records] == [1, 2, 2]
   widths = [r["mean_width"] for r in records]
   assert widths[:2] == [60, 60] and all(w < 60 for w in widths[2:])
