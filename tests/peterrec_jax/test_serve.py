@@ -8,6 +8,9 @@ from peterrec_jax import serve
 from seqrec import experiment
 from seqrec.errors import InputError
 
+# Every test reads the module's workdirs: one worker builds them (pytest.ini).
+pytestmark = pytest.mark.xdist_group("serve")
+
 TASKS = ("crossdomain", "gender", "occupation")
 
 

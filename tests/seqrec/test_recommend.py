@@ -19,6 +19,9 @@ from seqrec.errors import InputError
 from tests.paths import ML100K, REPO, needs_ml100k, xla_flags
 
 NEXT_ITEM = sorted(set(registry.FAMILIES) - {"peterrec"})
+# The tests share trained workdirs (module fixtures): each group runs on one
+# worker, so each fixture is built once (pytest.ini).
+pytestmark = pytest.mark.xdist_group("recommend")
 
 
 def _train(family, workdir, **overrides):
@@ -188,6 +191,7 @@ def ml100k_tsc(tmp_path_factory):
 
 
 @needs_ml100k
+@pytest.mark.xdist_group("recommend_ml100k")
 def test_tsc_on_ml100k_recommends_for_all_users(ml100k_tsc, tmp_path):
   out = tmp_path / "top10.csv"
   result = _recommend(f"--workdir={ml100k_tsc}", "--top_k=10", "--exclude_seen",
@@ -205,6 +209,7 @@ def test_tsc_on_ml100k_recommends_for_all_users(ml100k_tsc, tmp_path):
 
 
 @needs_ml100k
+@pytest.mark.xdist_group("recommend_ml100k")
 def test_a_killed_recommend_leaves_no_half_file(ml100k_tsc, tmp_path):
   out = tmp_path / "top.csv"
   process = subprocess.Popen(
