@@ -286,19 +286,18 @@ def network(config: Any) -> NextItNetConfig:
 
 
 def _eval_rows(examples: downstream.Examples, protocol: Any, split: str,
-               task_data: downstream.Downstream) -> dict[str, np.ndarray]:
-  """The evaluation arrays of `examples`. For recommendation, a user's seen
-  items are all their target items (the label stays a candidate), and the
-  negatives come from the target items they never had."""
-  if task_data.kind == "classification":
+               counts: np.ndarray | None) -> dict[str, np.ndarray]:
+  """The evaluation arrays of `examples`; `counts` (int [labels + 1], every
+  label's count over all splits) for recommendation, None for classification.
+  For recommendation a user's seen items are all their target items (the
+  label stays a candidate), and the negatives come from the target items they
+  never had."""
+  if counts is None:
     return examples.batch()
   order = np.argsort(examples.users, kind="stable")
   users, starts = np.unique(examples.users[order], return_index=True)
   per_user = np.split(examples.label[order], starts[1:])
   own = [per_user[i] for i in np.searchsorted(users, examples.users)]
-  counts = np.bincount(np.concatenate([e.label for e in (task_data.train, task_data.valid,
-                                                         task_data.test)]),
-                       minlength=task_data.num_labels + 1)
   return {**examples.batch(),
           **protocols.eval_arrays(protocol, split, examples.users, own, own, counts)}
 
@@ -344,11 +343,14 @@ def build(config: Any, data: Interactions) -> Experiment:
       pretrained=lambda: checkpoint.restore_params(config.pretrained),
       pooling=config.pooling, loss=config.loss)
   classify = task_data.kind == "classification"
+  splits = (task_data.train, task_data.valid, task_data.test)
+  counts = None if classify else np.bincount(
+      np.concatenate([e.label for e in splits]), minlength=task_data.num_labels + 1)
   report = ("accuracy",) if classify else ("ndcg@10", "hr@10", *(
       f"{p.name}_hr@5" for p in protocols.parse_sampled(config.protocol.sampled)))
   return Experiment(
       task=task, train=task_data.train.batch(),
-      eval={name: _eval_rows(examples, config.protocol, name, task_data)
+      eval={name: _eval_rows(examples, config.protocol, name, counts)
             for name, examples in (("valid", task_data.valid), ("test", task_data.test))},
       items=np.asarray(task_data.label_names, dtype=str), report=report,
       info={"task": config.task, "method": config.method, "data_stats": task_data.stats,

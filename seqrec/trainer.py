@@ -358,8 +358,9 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
   # Timings cover the whole run: a resumed run continues the totals that the
   # last kept train record of the earlier runs holds.
   totals = {key: 0.0 for key in TIMINGS}
-  totals.update({k: v for k, v in writer.last("train").items() if k in TIMINGS})
-  last_metrics = {k: v for k, v in writer.last("train").items()
+  last_record = writer.last("train")
+  totals.update({k: v for k, v in last_record.items() if k in TIMINGS})
+  last_metrics = {k: v for k, v in last_record.items()
                   if k not in TIMINGS + THROUGHPUT}
   window_start, window_step = time.perf_counter(), start
   with preemption.notice() as preempted:
