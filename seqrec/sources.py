@@ -9,6 +9,7 @@
   sasrec:FILE      one "user item" pair per line, in time order
   csv:FILE         one user per line: comma-separated items, optionally
                    "source items,,target items" (the PeterRec fine-tuning format)
+  parquet:FILE     a Parquet table: user_id, item_id and optionally timestamp
   tfds:NAME        a TFDS MovieLens ratings config, e.g. movielens/1m-ratings
 
 Only users and items that occur in interactions are kept. Ratings are ignored
@@ -29,6 +30,9 @@ import os
 import stat
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from absl import logging
 
 from seqrec.errors import InputError
@@ -36,7 +40,7 @@ from seqrec.interactions import Interactions
 from seqrec.synthetic import SyntheticConfig, generate
 
 SCHEMES = ("synthetic", "recbole:DIR", "movielens:PATH", "sasrec:FILE",
-           "csv:FILE", "tfds:NAME")
+           "csv:FILE", "parquet:FILE", "tfds:NAME")
 
 # ML-100k's u.genre, used when a u.item comes without one.
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's",
@@ -70,7 +74,8 @@ def load(spec: str, *, synthetic: SyntheticConfig | None = None) -> Interactions
   if spec == "synthetic":
     return generate(synthetic or SyntheticConfig())
   readers = {"recbole": _read_recbole, "movielens": _read_movielens,
-             "sasrec": _read_sasrec, "csv": _read_csv, "tfds": _read_tfds}
+             "sasrec": _read_sasrec, "csv": _read_csv, "parquet": _read_parquet,
+             "tfds": _read_tfds}
   scheme, _, arg = spec.partition(":")
   if scheme not in readers:
     raise InputError(f"config.dataset={spec} is not a known dataset; expected one "
@@ -419,6 +424,41 @@ def _read_csv(path: str) -> Interactions:
   return _build(_label("csv", path), row[keep], item, time, lines.astype(str),
                 np.concatenate([source_ids, target_ids]), item_domain=domain,
                 timestamps=False)
+
+
+def _read_parquet(path: str) -> Interactions:
+  """A Parquet table with columns user_id and item_id (integers or strings) and
+  optionally timestamp (numbers, or Arrow timestamps read as seconds); without
+  it, row order within a user is time order. Other columns are ignored."""
+  _require(path)
+  try:
+    schema = pq.read_schema(path)
+  except (pa.ArrowException, OSError) as error:
+    raise InputError(f"{path}: not a Parquet file ({str(error).splitlines()[0]})") from None
+  missing = [c for c in ("user_id", "item_id") if c not in schema.names]
+  if missing:
+    raise InputError(f"{path}: no column {missing[0]!r}; it has {schema.names}")
+  has_time = "timestamp" in schema.names
+  table = pq.read_table(path, columns=["user_id", "item_id"] + ["timestamp"] * has_time)
+  if table.num_rows == 0:
+    raise InputError(f"{path}: no rows")
+  rows = np.arange(1, table.num_rows + 1)
+  for name in table.column_names:
+    null = table[name].is_null()
+    if pc.any(null).as_py():
+      raise InputError(f"{path} row {int(pc.index(null, True).as_py()) + 1}: no {name}")
+  time = rows.astype(np.float64)
+  if has_time:
+    column = table["timestamp"]
+    if pa.types.is_timestamp(column.type):
+      column = pc.divide(column.cast(pa.timestamp("us")).cast(pa.int64()), 1e6)
+    elif not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+      raise InputError(f"{path}: column 'timestamp' is {column.type}, not numbers or "
+                       "timestamps")
+    time = column.to_numpy().astype(np.float64)
+  ids = [table[name].to_numpy(zero_copy_only=False) for name in ("user_id", "item_id")]
+  return _interactions(_label("parquet", path), path, rows, *ids, time,
+                       timestamps=has_time)
 
 
 def _read_tfds(name: str) -> Interactions:

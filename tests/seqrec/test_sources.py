@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from seqrec import sources
@@ -208,6 +210,59 @@ def test_tfds_mock():
   assert data.item_genres.shape == (data.num_items, 21)
   with pytest.raises(InputError, match="tfds:no_such_dataset") as error:
     sources.load("tfds:no_such_dataset")
+  assert "\n" not in str(error.value)
+
+
+@needs_ml100k
+def test_parquet_ml100k_matches_recbole(tmp_path):
+  """RecBole's ml-100k.inter as a Parquet table (integer ids, timestamps)."""
+  inter = np.loadtxt(os.path.join(ML100K, "ml-100k.inter"), dtype=np.int64, skiprows=1)
+  # Shuffled rows: the reader orders events by user, then timestamp, then row.
+  inter = inter[np.random.default_rng(0).permutation(len(inter))]
+  pq.write_table(pa.table({"item_id": inter[:, 1], "user_id": inter[:, 0],
+                           "rating": inter[:, 2], "timestamp": inter[:, 3]}),
+                 tmp_path / "ml.parquet")
+  ours = sources.load(f"parquet:{tmp_path}/ml.parquet")
+  theirs = sources.load(f"recbole:{ML100K}")
+  np.testing.assert_array_equal(ours.user_ids, theirs.user_ids)
+  np.testing.assert_array_equal(ours.item_ids, theirs.item_ids)
+  np.testing.assert_array_equal(ours.time, theirs.time)
+  # Same events per user and time; ties in time may come in another row order.
+  assert sorted(zip(ours.user, ours.time, ours.item)) == sorted(
+      zip(theirs.user, theirs.time, theirs.item))
+  assert ours.timestamps and ours.name == f"parquet:{tmp_path.name}/ml.parquet"
+
+
+def test_parquet_string_ids_row_order_and_arrow_timestamps(tmp_path):
+  pq.write_table(pa.table({"user_id": ["b", "a", "b", "a"], "item_id": ["x", "y", "y", "x"]}),
+                 tmp_path / "plain.parquet")
+  data = sources.load(f"parquet:{tmp_path}/plain.parquet")
+  assert _sequences(data) == {"a": ["y", "x"], "b": ["x", "y"]} and not data.timestamps
+  stamps = pa.array([3, 1, 2, 0], pa.timestamp("s"))
+  pq.write_table(pa.table({"user_id": [7, 7, 7, 8], "item_id": [1, 2, 3, 1],
+                           "timestamp": stamps}), tmp_path / "timed.parquet")
+  data = sources.load(f"parquet:{tmp_path}/timed.parquet")
+  assert _sequences(data) == {"7": ["2", "3", "1"], "8": ["1"]} and data.timestamps
+  np.testing.assert_array_equal(data.time, [1, 2, 3, 0])
+
+
+@pytest.mark.parametrize("table, expected", [
+    (None, "not a Parquet file"),
+    ({"user": [1], "item_id": [2]}, "no column 'user_id'; it has ['user', 'item_id']"),
+    ({"user_id": [1, None], "item_id": [2, 3]}, "row 2: no user_id"),
+    ({"user_id": [1], "item_id": [2], "timestamp": ["noon"]},
+     "column 'timestamp' is string, not numbers or timestamps"),
+    ({"user_id": pa.array([], pa.int64()), "item_id": pa.array([], pa.int64())}, "no rows"),
+])
+def test_bad_parquet_is_one_line(tmp_path, table, expected):
+  path = tmp_path / "bad.parquet"
+  if table is None:
+    path.write_text("user_id,item_id\n1,2\n")
+  else:
+    pq.write_table(pa.table(table), path)
+  with pytest.raises(InputError) as error:
+    sources.load(f"parquet:{path}")
+  assert str(error.value).startswith(f"{path}") and expected in str(error.value)
   assert "\n" not in str(error.value)
 
 
