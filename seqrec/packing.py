@@ -25,7 +25,7 @@ import numpy as np
 
 KEY = "packing"
 # Pack only up to this share of positions. Measured on CPU: at 82% (ML-100k windows)
-# packing was 5-13% slower for GRU4Rec and TSC (docs/bench_throughput_cpu.json), at 64%
+# packing was 5-13% slower for GRU4Rec and TSC (bench_throughput at commit 766af22), at 64%
 # (the quick start's synthetic data, 1,300 items) TSC was 17% slower; at 12% (Beauty,
 # 54k items) 6.5-9.2x faster.
 PAY_OFF = 1 / 2
