@@ -19,12 +19,18 @@ METRICS = {"recall@10": "hr@10", "ndcg@10": "ndcg@10", "mrr@10": "mrr@10"}
 
 
 def ours_epoch_seconds(workdir: str, steps_per_epoch: int) -> list[float]:
-  """Seconds per epoch of each logged window of training steps (compilation
-  excluded): one per epoch when the run validates every epoch."""
+  """Seconds per epoch of each logged window of at least half an epoch of
+  training steps (compilation of the first step excluded): one per epoch when
+  the run validates every epoch. Shorter windows (a step or two between a log
+  and an evaluation) time too few batches to stand for an epoch."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    records = [json.loads(line) for line in f]
-  return [steps_per_epoch / r["steps_per_second"] for r in records
-          if r["split"] == "train" and r.get("steps_per_second")]
+    train = [r for r in map(json.loads, f) if r["split"] == "train"]
+  out, last = [], 0
+  for record in train:
+    window, last = record["step"] - last, record["step"]
+    if record.get("steps_per_second") and 2 * window >= steps_per_epoch:
+      out.append(steps_per_epoch / record["steps_per_second"])
+  return out
 
 
 def _median(values: list[float]) -> float:
