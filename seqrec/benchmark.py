@@ -308,9 +308,11 @@ def throughput(task: Task, train: Arrays, *, batch_size: int, repeats: int, step
     seqs = [np.asarray(b["seq"]) for b in run.batches]
     share = None
     if task.loss_positions is not None:
-      counts = [task.loss_positions({"seq": s}) for s in seqs]
-      share = float(sum(c.sum() for c, _ in counts)
-                    / sum(len(c) * (train["seq"].shape[1] - 1) for c, _ in counts))
+      # Out of the positions at full width: a cut batch lost only padding columns.
+      full = train["seq"].shape[1]
+      counts = [(*task.loss_positions({"seq": s}), s.shape[1]) for s in seqs]
+      share = float(sum(c.sum() for c, _, _ in counts)
+                    / sum(len(c) * (w + full - cut) for c, w, cut in counts))
     record = {"packed": pack, "bucketed": bucket, "step_ms": median,
               "examples_per_second": 1e3 * batch_size / median,
               "seconds_per_epoch": per_epoch * median / 1e3, "target_share": share,

@@ -13,6 +13,7 @@ for sequential models).
 import argparse
 import json
 import os
+import statistics
 
 OURS = {"GRU4Rec": "ours_GRU4Rec", "SASRec": "ours_SASRec"}
 METRICS = {"recall@10": "hr@10", "ndcg@10": "ndcg@10", "mrr@10": "mrr@10"}
@@ -31,10 +32,6 @@ def ours_epoch_seconds(workdir: str, steps_per_epoch: int) -> list[float]:
     if record.get("steps_per_second") and 2 * window >= steps_per_epoch:
       out.append(steps_per_epoch / record["steps_per_second"])
   return out
-
-
-def _median(values: list[float]) -> float:
-  return sorted(values)[len(values) // 2]
 
 
 def main() -> None:
@@ -62,8 +59,8 @@ def main() -> None:
         "ours_epochs": results["steps"] / steps_per_epoch, "ours_best_epoch": ours_best_epoch,
         "recbole_epoch_seconds": peer_epoch, "ours_epoch_seconds": ours_epoch,
         "ours_over_recbole": ours_epoch / peer_epoch,
-        "recbole_median_epoch_seconds": _median(peer["epoch_seconds"]),
-        "ours_median_epoch_seconds": _median(ours_epochs),
+        "recbole_median_epoch_seconds": statistics.median_high(peer["epoch_seconds"]),
+        "ours_median_epoch_seconds": statistics.median_high(ours_epochs),
         "recbole_seconds_to_best": peer["best_epoch"] * peer_epoch,
         "ours_seconds_to_best": ours_best_epoch * ours_epoch,
         "recbole_test": {k: peer["test"][k] for k in METRICS},
