@@ -8,13 +8,14 @@ from peterrec_jax import serve
 from seqrec import experiment
 from seqrec.errors import InputError
 
-# Every test reads the module's workdirs: one worker builds them (pytest.ini).
+# Every test reads the same workdirs: one worker builds them once (pytest.ini;
+# session scope, see tests/seqrec/test_recommend.py).
 pytestmark = pytest.mark.xdist_group("serve")
 
 TASKS = ("crossdomain", "gender", "occupation")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def workdirs(tmp_path_factory):
   root = tmp_path_factory.mktemp("serve")
   config = nextitnet.get_config("tiny")

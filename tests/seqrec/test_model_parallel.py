@@ -47,7 +47,7 @@ def family_config(family, **overrides):
   return config
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pretrained(tmp_path_factory):
   """A finished tiny pretraining workdir with 4-way padded tables."""
   workdir = str(tmp_path_factory.mktemp("pretrained"))

@@ -19,8 +19,9 @@ from seqrec.errors import InputError
 from tests.paths import ML100K, REPO, needs_ml100k, xla_flags
 
 NEXT_ITEM = sorted(set(registry.FAMILIES) - {"peterrec"})
-# The tests share trained workdirs (module fixtures): each group runs on one
-# worker, so each fixture is built once (pytest.ini).
+# The tests share trained workdirs. Each group runs on one worker (pytest.ini),
+# and the fixtures are session-scoped because that worker may run other modules'
+# tests in between, which would tear a module fixture down and rebuild it.
 pytestmark = pytest.mark.xdist_group("recommend")
 
 
@@ -33,7 +34,7 @@ def _train(family, workdir, **overrides):
   return str(workdir)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def workdirs(tmp_path_factory):
   root = tmp_path_factory.mktemp("workdirs")
   out = {family: _train(family, root / family) for family in NEXT_ITEM}
@@ -178,7 +179,7 @@ def test_raw_sequences_and_jsonl(workdirs, tmp_path):
   assert all(len(line["items"]) == 3 for line in lines)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ml100k_tsc(tmp_path_factory):
   """A TSC workdir trained from a fresh clone's command line on ML-100k (tiny sizes)."""
   workdir = tmp_path_factory.mktemp("ml100k") / "tsc"
