@@ -89,3 +89,36 @@ class Interactions:
     if self.item_domain is not None and self.item_domain.shape != (self.num_items,):
       raise InputError(f"{self.name}: item_domain has shape {self.item_domain.shape}")
     return self
+
+
+def _sorted(values: np.ndarray) -> bool:
+  return bool(np.all(values[1:] >= values[:-1]))
+
+
+def by_user_time(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
+  """int64 [n]: the stable permutation that orders events by user, then time
+  (ties keep their order), like `np.lexsort((time, user))`; None when they are
+  already in that order.
+
+  Linear, not n log n, in the common cases: events in time order (a file
+  without timestamps) need only the sort by user, and users (dense indices)
+  are sorted by 16-bit radix passes; events already in order need none.
+  At 25M events `np.lexsort` takes about 15 s on two cores.
+  """
+  same_user = user[1:] == user[:-1]
+  if _sorted(user) and np.all(time[1:][same_user] >= time[:-1][same_user]):
+    return None
+  order = None if _sorted(time) else np.argsort(time, kind="stable")
+  keys = user if order is None else user[order]
+  if _sorted(keys):
+    return order
+  if order is None:
+    order = np.arange(len(user))
+  shift = 0
+  while shift == 0 or int(user.max()) >> shift:
+    # numpy's stable sort of 16-bit keys is a radix sort.
+    digit = ((user[order] >> shift) & 0xFFFF).astype(np.uint16)
+    order = order[np.argsort(digit, kind="stable")]
+    shift += 16
+  return order
+

@@ -8,12 +8,13 @@ last column is the target and the rest is the input) plus the user of each row.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Sequence
 
 import numpy as np
 
 from seqrec.errors import InputError
-from seqrec.interactions import Interactions
+from seqrec.interactions import Interactions, by_user_time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,21 +22,39 @@ class UserSequences:
   """Chronological per-user sequences with dense item ids.
 
   Attributes:
-    items: one int32 array per kept user, dense ids in 1..num_items, in time order.
+    flat: int32 [n] every kept user's items, dense ids in 1..num_items, in time
+      order, one user after another.
+    offsets: int64 [U' + 1]: user position p has flat[offsets[p]:offsets[p + 1]].
+    flat_times: float64 [n] the timestamp of each of `flat`.
     users: int64 [U'], index into `Interactions.user_ids` of each sequence.
     item_index: int64 [num_items + 1], dense id -> `Interactions` item index
       (-1 for the padding id 0); use it to look up genres or domains.
     num_items: number of distinct items kept.
-    times: float64 timestamps matching `items`.
     timestamps: the times are real (False: file positions).
   """
 
-  items: list[np.ndarray]
+  flat: np.ndarray
+  offsets: np.ndarray
+  flat_times: np.ndarray
   users: np.ndarray
   item_index: np.ndarray
   num_items: int
-  times: list[np.ndarray]
   timestamps: bool = True
+
+  @functools.cached_property
+  def items(self) -> list[np.ndarray]:
+    """One int32 array (a view into `flat`) per user."""
+    return np.split(self.flat, self.offsets[1:-1])
+
+  @functools.cached_property
+  def times(self) -> list[np.ndarray]:
+    """One float64 array of timestamps (a view into `flat_times`) per user."""
+    return np.split(self.flat_times, self.offsets[1:-1])
+
+  @property
+  def lengths(self) -> np.ndarray:
+    """int64 [U'] items per user."""
+    return np.diff(self.offsets)
 
   def position(self, users: np.ndarray) -> np.ndarray:
     """int64: the index into `items` of each `Interactions` user index."""
@@ -109,37 +128,69 @@ def build_user_sequences(data: Interactions, *, min_item_count: int = 1,
     raise InputError(
         f"{data.name}: no interactions left after filtering (min_item_count="
         f"{min_item_count}, min_user_count={min_user_count})")
-  item_index, dense = np.unique(item, return_inverse=True)
-  order = np.lexsort((np.arange(len(user)), time, user))
-  user, dense, time = user[order], (dense[order] + 1).astype(np.int32), time[order]
-  users, starts = np.unique(user, return_index=True)
+  # Item indices are dense: count them instead of sorting (np.unique).
+  present = np.zeros(data.num_items, bool)
+  present[item] = True
+  item_index = np.flatnonzero(present)
+  dense = np.cumsum(present, dtype=np.int32)[item]
+  order = by_user_time(user, time)
+  if order is not None:
+    user, dense, time = user[order], dense[order], time[order]
+  starts = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
   return UserSequences(
-      items=np.split(dense, starts[1:]),
-      users=users.astype(np.int64),
+      flat=dense, offsets=np.append(starts, len(user)).astype(np.int64), flat_times=time,
+      users=user[starts].astype(np.int64),
       item_index=np.concatenate([[-1], item_index]).astype(np.int64),
-      num_items=len(item_index), times=np.split(time, starts[1:]),
-      timestamps=data.timestamps)
+      num_items=len(item_index), timestamps=data.timestamps)
+
+
+# Rows gathered at once: bounds the [rows, length] index array to ~64 MB.
+_CHUNK = 1 << 16
+
+
+def _tails(flat: np.ndarray, begin: np.ndarray, end: np.ndarray, length: int) -> np.ndarray:
+  """int32 [N, length]: row r is flat[max(begin[r], end[r] - length):end[r]],
+  0 on the left."""
+  out = np.zeros((len(end), length), np.int32)
+  columns = np.arange(length)
+  for start in range(0, len(end), _CHUNK):
+    part = slice(start, start + _CHUNK)
+    index = end[part, None] - length + columns
+    out[part] = np.where(index >= begin[part, None], flat[np.maximum(index, 0)], 0)
+  return out
 
 
 def left_pad(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
   """int32 [N, length]: the last `length` items of each sequence, 0 on the left."""
-  out = np.zeros((len(seqs), length), np.int32)
-  for row, seq in enumerate(seqs):
-    tail = seq[-length:]
-    if len(tail):
-      out[row, length - len(tail):] = tail
-  return out
+  lengths = np.fromiter(map(len, seqs), np.int64, len(seqs))
+  if not lengths.sum():
+    return np.zeros((len(seqs), length), np.int32)
+  end = np.cumsum(lengths)
+  return _tails(np.concatenate(seqs), end - lengths, end, length)
 
 
-def window_ends(length: int, max_len: int, min_len: int) -> list[int]:
-  """Ends of the windows a sequence of `length` items is cut into, newest first.
+def window_ends(lengths: np.ndarray, max_len: int, min_len: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """The windows sequences of these lengths are cut into, newest first.
 
-  Window `end` is items[max(0, end - max_len):end]. Consecutive windows overlap
-  by one item, so with next-item training at every position each item is a
-  target exactly once (the first item of a window is only an input). Windows
-  shorter than `min_len` are dropped.
+  Window `end` of a sequence is items[max(0, end - max_len):end], for `end` in
+  range(length, min_len - 1, -(max_len - 1)). Consecutive windows overlap by
+  one item, so with next-item training at every position each item is a target
+  exactly once (the first item of a window is only an input). Windows shorter
+  than `min_len` are dropped.
+
+  Args:
+    lengths: int [S] sequence lengths (may be below min_len, or negative).
+  Returns:
+    (int64 [W] the sequence of each window, int64 [W] its end), by sequence,
+    then newest first.
   """
-  return list(range(length, min_len - 1, -(max_len - 1)))
+  lengths = np.asarray(lengths, np.int64)
+  step = max_len - 1
+  count = np.where(lengths >= min_len, (lengths - min_len) // step + 1, 0)
+  sequence = np.repeat(np.arange(len(lengths)), count)
+  within = np.arange(len(sequence)) - np.repeat(np.cumsum(count) - count, count)
+  return sequence, lengths[sequence] - within * step
 
 
 def _check_lengths(max_len: int, min_len: int) -> None:
@@ -149,23 +200,13 @@ def _check_lengths(max_len: int, min_len: int) -> None:
     raise InputError(f"config.min_len={min_len}: must be in [2, config.max_len={max_len}]")
 
 
-class _Rows:
-  """Collects the windows of one split."""
-
-  def __init__(self, seqs: UserSequences):
-    self.seqs, self.positions, self.ends = seqs, [], []
-
-  def add(self, position: int, end: int) -> None:
-    """The window of user `position` (index into seqs.items) ending at `end`."""
-    self.positions.append(position)
-    self.ends.append(end)
-
-  def split(self, max_len: int, order: np.ndarray | None = None) -> Split:
-    positions, ends = np.asarray(self.positions, np.int64), np.asarray(self.ends, np.int64)
-    if order is not None:
-      positions, ends = positions[order], ends[order]
-    rows = [self.seqs.items[p][max(0, e - max_len):e] for p, e in zip(positions, ends)]
-    return Split(left_pad(rows, max_len), self.seqs.users[positions], ends)
+def _rows(seqs: UserSequences, positions: np.ndarray, ends: np.ndarray,
+          max_len: int) -> Split:
+  """The split of the windows of users `positions` (into `seqs.items`) ending
+  at `ends` (int64 [N] each)."""
+  begin = seqs.offsets[positions]
+  return Split(_tails(seqs.flat, begin, begin + ends, max_len), seqs.users[positions],
+               np.asarray(ends, np.int64))
 
 
 def leave_one_out(seqs: UserSequences, max_len: int, min_len: int = 2) -> Splits:
@@ -176,19 +217,13 @@ def leave_one_out(seqs: UserSequences, max_len: int, min_len: int = 2) -> Splits
   Users too short for a row are left out of that split.
   """
   _check_lengths(max_len, min_len)
-  train, valid, test = _Rows(seqs), _Rows(seqs), _Rows(seqs)
-  for position, items in enumerate(seqs.items):
-    n = len(items)
-    if n >= 2:
-      test.add(position, n)
-    if n >= 3:
-      valid.add(position, n - 1)
-    for end in window_ends(n - 2, max_len, min_len):
-      train.add(position, end)
-  splits = [rows.split(max_len) for rows in (train, valid, test)]
-  if not len(splits[0]):
+  n = seqs.lengths
+  test, valid = np.flatnonzero(n >= 2), np.flatnonzero(n >= 3)
+  train = _rows(seqs, *window_ends(n - 2, max_len, min_len), max_len)
+  if not len(train):
     raise InputError(f"no training sequences of at least {min_len} items")
-  return Splits(*splits, num_items=seqs.num_items)
+  return Splits(train, _rows(seqs, valid, n[valid] - 1, max_len),
+                _rows(seqs, test, n[test], max_len), num_items=seqs.num_items)
 
 
 def random_split(seqs: UserSequences, max_len: int, min_len: int,
@@ -203,17 +238,15 @@ def random_split(seqs: UserSequences, max_len: int, min_len: int,
   _check_lengths(max_len, min_len)
   if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
     raise InputError(f"split fractions {fractions} must be non-negative and sum to 1")
-  rows = _Rows(seqs)
-  for position, items in enumerate(seqs.items):
-    for end in window_ends(len(items), max_len, min_len):
-      rows.add(position, end)
-  if not rows.ends:
+  positions, ends = window_ends(seqs.lengths, max_len, min_len)
+  if not len(ends):
     raise InputError(f"no sequences of at least {min_len} items")
-  order = np.random.default_rng(seed).permutation(len(rows.ends))
+  order = np.random.default_rng(seed).permutation(len(ends))
   n_train = int(round(fractions[0] * len(order)))
   n_valid = int(round(fractions[1] * len(order)))
   parts = np.split(order, [n_train, n_train + n_valid])
-  return Splits(*(rows.split(max_len, part) for part in parts), num_items=seqs.num_items)
+  return Splits(*(_rows(seqs, positions[part], ends[part], max_len) for part in parts),
+                num_items=seqs.num_items)
 
 
 def global_time(seqs: UserSequences, max_len: int, min_len: int,
@@ -234,17 +267,15 @@ def global_time(seqs: UserSequences, max_len: int, min_len: int,
   if not 0 < cuts[0] < cuts[1] < 1:
     raise InputError(f"config.time_cuts={cuts}: must be two quantiles with "
                      "0 < first < second < 1")
-  valid_time, test_time = np.quantile(np.concatenate(seqs.times), cuts)
-  train, valid, test = _Rows(seqs), _Rows(seqs), _Rows(seqs)
-  for position, times in enumerate(seqs.times):
-    first_valid, first_test = np.searchsorted(times, (valid_time, test_time))
-    if 0 < first_valid < first_test:
-      valid.add(position, first_valid + 1)
-    if 0 < first_test < len(times):
-      test.add(position, first_test + 1)
-    for end in window_ends(first_valid, max_len, min_len):
-      train.add(position, end)
-  splits = [rows.split(max_len) for rows in (train, valid, test)]
+  valid_time, test_time = np.quantile(seqs.flat_times, cuts)
+  # Each user's times are sorted: events before a cut are a prefix.
+  first_valid, first_test = (np.add.reduceat(seqs.flat_times < cut, seqs.offsets[:-1])
+                             for cut in (valid_time, test_time))
+  valid = np.flatnonzero((0 < first_valid) & (first_valid < first_test))
+  test = np.flatnonzero((0 < first_test) & (first_test < seqs.lengths))
+  splits = [_rows(seqs, *window_ends(first_valid, max_len, min_len), max_len),
+            _rows(seqs, valid, first_valid[valid] + 1, max_len),
+            _rows(seqs, test, first_test[test] + 1, max_len)]
   for name, part in zip(("training", "validation", "test"), splits):
     if not len(part):
       raise InputError(f"config.split=global_time with config.time_cuts={cuts}: no "

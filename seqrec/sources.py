@@ -28,15 +28,17 @@ import itertools
 import math
 import os
 import stat
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from absl import logging
 
 from seqrec.errors import InputError
-from seqrec.interactions import Interactions
+from seqrec.interactions import Interactions, by_user_time
 from seqrec.synthetic import SyntheticConfig, generate
 
 SCHEMES = ("synthetic", "recbole:DIR", "movielens:PATH", "sasrec:FILE",
@@ -117,15 +119,21 @@ def _read_recbole(arg: str) -> Interactions:
   """RecBole atomic files: DIR (or DIR/NAME.inter) with NAME.user, NAME.item."""
   inter = _find_inter(arg)
   stem = inter[:-len(".inter")]
+  name = f"recbole:{os.path.basename(stem)}"
+  users, items = _recbole_users(stem + ".user"), _recbole_items(stem + ".item")
+  header = [field.split(":")[0].strip() for field in (_first_line(inter) or "").split("\t")]
+  stamp = "timestamp" if "timestamp" in header else None
+  fast = _arrow_interactions(name, inter, "\t", None, "user_id", "item_id", stamp, users,
+                             items)
+  if fast is not None:
+    return fast
   table = _Atomic.read(inter)
   if "timestamp" in table.names:
     time = _numbers(table.column("timestamp"), inter, table.lines, "timestamp")
   else:
     time = table.lines.astype(np.float64)  # keep file order
-  return _interactions(f"recbole:{os.path.basename(stem)}", inter, table.lines,
-                       table.column("user_id"), table.column("item_id"), time,
-                       _recbole_users(stem + ".user"),
-                       _recbole_items(stem + ".item"),
+  return _interactions(name, inter, table.lines, table.column("user_id"),
+                       table.column("item_id"), time, users, items,
                        timestamps="timestamp" in table.names)
 
 
@@ -222,18 +230,23 @@ def _read_movielens(path: str) -> Interactions:
 
 def _movielens_100k(path: str) -> Interactions:
   """u.data (user, item, rating, time; tabs) with u.user, u.item, u.genre."""
-  lines, user, item, time = _ratings(path, "\t")
   directory = os.path.dirname(path)
-  return _interactions(_label("movielens", path), path, lines, user, item,
-                       time, _ml100k_users(os.path.join(directory, "u.user")),
-                       _ml100k_items(directory))
+  return _ratings(path, "\t", _ml100k_users(os.path.join(directory, "u.user")),
+                  _ml100k_items(directory))
 
 
-def _ratings(path: str, separator: str) -> tuple[np.ndarray, tuple, tuple, np.ndarray]:
-  """A user, item, rating, timestamp file: (line numbers, users, items, times)."""
+def _ratings(path: str, separator: str, users: _Users | None,
+             items: _Items | None) -> Interactions:
+  """A user, item, rating, timestamp file (no header) with its side tables."""
+  name = _label("movielens", path)
+  fast = _arrow_interactions(name, path, separator, ("user", "item", "rating", "timestamp"),
+                             "user", "item", "timestamp", users, items)
+  if fast is not None:
+    return fast
   text, lines = _read_lines(path, required=True)
   user, item, _, stamp = _split(path, text, lines, separator, 4)
-  return lines, user, item, _numbers(stamp, path, lines, "timestamp")
+  return _interactions(name, path, lines, user, item,
+                       _numbers(stamp, path, lines, "timestamp"), users, items)
 
 
 def _ml100k_users(path: str) -> _Users | None:
@@ -269,11 +282,9 @@ def _ml100k_items(directory: str) -> _Items | None:
 
 def _movielens_dat(path: str) -> Interactions:
   """ratings.dat (UserID::MovieID::Rating::Timestamp), users.dat, movies.dat."""
-  lines, user, item, time = _ratings(path, "::")
   directory = os.path.dirname(path)
-  return _interactions(_label("movielens", path), path, lines, user, item,
-                       time, _ml1m_users(os.path.join(directory, "users.dat")),
-                       _ml1m_items(os.path.join(directory, "movies.dat")))
+  return _ratings(path, "::", _ml1m_users(os.path.join(directory, "users.dat")),
+                  _ml1m_items(os.path.join(directory, "movies.dat")))
 
 
 def _ml1m_users(path: str) -> _Users | None:
@@ -309,6 +320,12 @@ def _ml1m_items(path: str) -> _Items | None:
 
 def _movielens_csv(path: str) -> Interactions:
   """ratings.csv (header userId,movieId,rating,timestamp) with movies.csv."""
+  name = _label("movielens", path)
+  items = _movielens_csv_items(os.path.join(os.path.dirname(path), "movies.csv"))
+  fast = _arrow_interactions(name, path, ",", None, "userId", "movieId", "timestamp",
+                             None, items)
+  if fast is not None:
+    return fast
   text, lines = _read_lines(path, required=True)
   header = [name.strip() for name in text[0].split(",")]
   _require_columns(path, header, ("userId", "movieId", "timestamp"), ",", text[0])
@@ -318,9 +335,7 @@ def _movielens_csv(path: str) -> Interactions:
   user, item, stamp = (columns[header.index(name)]
                        for name in ("userId", "movieId", "timestamp"))
   time = _numbers(stamp, path, lines[1:], "timestamp")
-  return _interactions(
-      _label("movielens", path), path, lines[1:], user, item, time, None,
-      _movielens_csv_items(os.path.join(os.path.dirname(path), "movies.csv")))
+  return _interactions(name, path, lines[1:], user, item, time, None, items)
 
 
 def _movielens_csv_items(path: str) -> _Items | None:
@@ -354,11 +369,16 @@ _HEADER_WORDS = {"user", "item", "user_id", "item_id", "userid", "itemid", "uid"
                  "users", "items", "sequence", "session_id", "timestamp", "rating"}
 
 
+def _is_header(line: str) -> bool:
+  """Whether every field of `line` is a header word (a header, not data)."""
+  fields = line.replace(",", " ").lower().split()
+  return bool(fields) and all(f.split(":")[0] in _HEADER_WORDS for f in fields)
+
+
 def _without_header(path: str, text: list[str], lines: np.ndarray
                     ) -> tuple[list[str], np.ndarray]:
   """Skips (with a notice) a first line whose fields are all header words."""
-  fields = text[0].replace(",", " ").lower().split() if text else []
-  if fields and all(f.split(":")[0] in _HEADER_WORDS for f in fields):
+  if text and _is_header(text[0]):
     logging.warning("%s line %d: %r is a header; skipped", path, lines[0], text[0])
     if len(text) == 1:
       raise InputError(f"{path}: no data after the header on line {lines[0]}")
@@ -367,14 +387,19 @@ def _without_header(path: str, text: list[str], lines: np.ndarray
 
 
 def _read_sasrec(path: str) -> Interactions:
-  """One whitespace-separated "user item" pair per line, in time order."""
+  """One whitespace-separated "user item" pair per line, in time order; time
+  is the position among the data lines."""
+  fast = _arrow_interactions(_label("sasrec", path), path, " ", ("user", "item"), "user",
+                             "item", None, header_words=True)
+  if fast is not None:
+    return fast
   text, lines = _without_header(path, *_read_lines(path, required=True))
   widths = np.fromiter(map(len, map(str.split, text)), np.int64, len(text))
   _check_widths(path, widths, lines, 2, "whitespace", text)
   fields = " ".join(text).split()
   user, item = fields[0::2], fields[1::2]
   return _interactions(_label("sasrec", path), path, lines, user, item,
-                       lines.astype(np.float64), timestamps=False)
+                       np.arange(1, len(lines) + 1, dtype=np.float64), timestamps=False)
 
 
 def _read_csv(path: str) -> Interactions:
@@ -576,6 +601,139 @@ def _read_lines(path: str, required: bool = False) -> tuple[list[str], np.ndarra
   return lines, keep + 1
 
 
+def _first_line(path: str) -> str | None:
+  """The first line of a (possibly gzip) UTF-8 text file, without a byte-order
+  mark; None if it cannot be read or decoded."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(2)
+      f.seek(0)
+      stream = gzip.GzipFile(fileobj=f) if head == b"\x1f\x8b" else f
+      start = stream.read(1 << 16)
+    return start.replace(b"\r", b"\n").split(b"\n")[0].decode("utf-8-sig")
+  except (OSError, UnicodeDecodeError):
+    return None
+
+
+def _arrow_table(path: str, delimiter: str, names: Sequence[str] | None,
+                 want: Sequence[str], header_words: bool = False) -> pa.Table | None:
+  """The `want` columns, as strings, of a strictly formed delimited text file,
+  read by pyarrow's multi-threaded CSV reader (no Python object per field).
+
+  Args:
+    path: the file (gzip by its magic bytes).
+    delimiter: the field separator: one character, or "::".
+    names: the file's columns when it has no header; None reads them from the
+      header line ("name" or RecBole's "name:type").
+    want: the columns to return.
+    header_words: with `names`, skip a first line of header words
+      (`_is_header`) with a notice, as `_without_header` does.
+  Returns:
+    The table, or None whenever the file is not strictly formed: a blank or
+    missing first line, a header without the wanted columns or with one twice,
+    a line with another field count, bytes that are not UTF-8, no data lines.
+    The line reader then reads it and gives its exact one-line diagnosis, or
+    reads what it tolerates (runs of whitespace, blank lines at the start).
+  """
+  first = _first_line(path)
+  if first is None or not first.strip():
+    return None
+  skip = 0
+  if names is None:
+    names = [field.split(":")[0].strip() for field in first.split(delimiter)]
+    if len(set(names)) < len(names) or not set(want) <= set(names):
+      return None
+    skip = 1
+  elif header_words and _is_header(first):
+    logging.warning("%s line 1: %r is a header; skipped", path, first)
+    skip = 1
+  columns = list(want)
+  if delimiter == "::":  # pyarrow splits at one character: "a::b" is "a", "", "b"
+    names = [n for name in names for n in (name, f"::{name}")][:-1]
+    delimiter, columns = ":", columns + names[1::2]
+  with open(path, "rb") as f:
+    gzipped = f.read(2) == b"\x1f\x8b"
+  try:
+    table = pcsv.read_csv(
+        pa.input_stream(path, compression="gzip" if gzipped else None),
+        read_options=pcsv.ReadOptions(column_names=list(names), skip_rows=skip),
+        parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char=False),
+        convert_options=pcsv.ConvertOptions(include_columns=columns,
+                                            column_types={n: pa.string() for n in columns}))
+  except (pa.ArrowException, OSError):
+    return None
+  gaps = columns[len(want):]
+  if not table.num_rows or any(pc.max(pc.binary_length(table[g])).as_py() for g in gaps):
+    return None
+  return table.select(list(want))
+
+
+def _arrow_interactions(name: str, path: str, delimiter: str, names: Sequence[str] | None,
+                        user: str, item: str, stamp: str | None,
+                        users: _Users | None = None, items: _Items | None = None,
+                        header_words: bool = False) -> Interactions | None:
+  """`_interactions` of a strictly formed file read by pyarrow (`_arrow_table`
+  has the arguments): columns `user`, `item` and `stamp` (None: time is the
+  position). None where the line reader must read the file instead.
+
+  Equal to what the line reader gives, except that without timestamps time is
+  the position among data lines, not the line number (the same order).
+  """
+  table = _arrow_table(path, delimiter, names, [user, item] + [stamp] * bool(stamp),
+                       header_words)
+  if table is None:
+    return None
+  labels = [_arrow_labels(table[column]) for column in (user, item)]
+  time = (np.arange(1, table.num_rows + 1, dtype=np.float64) if stamp is None
+          else _arrow_numbers(table[stamp]))
+  del table  # its strings are no longer needed
+  if None in labels or time is None:
+    return None
+  return _indexed(name, *labels, time, users, items, timestamps=stamp is not None)
+
+
+def _arrow_labels(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
+  """`_index` of a string column: (ids [L] str, int64 [n]); None if a label is
+  empty or has whitespace at an edge (the line reader strips or refuses those).
+
+  Labels that are canonical non-negative integers (no sign, no leading zero)
+  are numbered by value without forming a string per row, which is the
+  numeric order `_index` gives them.
+  """
+  try:
+    values = pc.cast(column, pa.int64()).to_numpy()
+  except pa.ArrowInvalid:
+    values = None
+  if values is not None and len(values) and values.min() >= 0:
+    digits = np.maximum(1, np.searchsorted(10 ** np.arange(19, dtype=np.int64), values,
+                                           side="right"))
+    if np.array_equal(digits, pc.binary_length(column).to_numpy()):
+      top = int(values.max())
+      if top < 4 * len(values) + (1 << 20):  # a dense range: count, do not sort
+        present = np.zeros(top + 1, bool)
+        present[values] = True
+        ids, index = np.flatnonzero(present), (np.cumsum(present) - 1)[values]
+      else:
+        ids, index = np.unique(values, return_inverse=True)
+      return ids.astype(str), index.astype(np.int64)
+  lengths = pc.binary_length(column)
+  trimmed = pc.binary_length(pc.utf8_trim_whitespace(column))
+  if pc.any(pc.equal(lengths, 0)).as_py() or not pc.all(pc.equal(lengths, trimmed)).as_py():
+    return None
+  encoded = pc.dictionary_encode(column.combine_chunks())
+  ids, rank = _index(encoded.dictionary.to_numpy(zero_copy_only=False))
+  return ids, rank[encoded.indices.to_numpy()]
+
+
+def _arrow_numbers(column: pa.ChunkedArray) -> np.ndarray | None:
+  """float64 [n] of a string column; None unless every value is a finite number."""
+  try:
+    values = pc.cast(column, pa.float64()).to_numpy()
+  except pa.ArrowInvalid:
+    return None
+  return values if np.isfinite(values).all() else None
+
+
 def _split(path: str, text: list[str], lines: np.ndarray, separator: str,
            width: int) -> list[list[str]]:
   """Columns of lines that must each have `width` `separator`-split fields.
@@ -730,8 +888,17 @@ def _interactions(name: str, path: str, lines: np.ndarray, user_tokens,
   bad = np.flatnonzero((user_tokens == "") | (item_tokens == ""))
   if bad.size:
     raise InputError(f"{path} line {lines[bad[0]]}: empty user or item id")
-  user_ids, user = _index(user_tokens)
-  item_ids, item = _index(item_tokens)
+  return _indexed(name, _index(user_tokens), _index(item_tokens), time, users, items,
+                  timestamps)
+
+
+def _indexed(name: str, users_index: tuple[np.ndarray, np.ndarray],
+             items_index: tuple[np.ndarray, np.ndarray], time: np.ndarray,
+             users: _Users | None = None, items: _Items | None = None,
+             timestamps: bool = True) -> Interactions:
+  """`_interactions` from labels already indexed: (ids [U] str, int64 [n]) of
+  the users and of the items (`_index`)."""
+  (user_ids, user), (item_ids, item) = users_index, items_index
   features, vocab = {}, {}
   if users is not None:
     row = _align(np.strings.strip(users.ids), user_ids)
@@ -756,10 +923,12 @@ def _build(name: str, user: np.ndarray, item: np.ndarray, time: np.ndarray,
            item_domain: np.ndarray | None = None,
            timestamps: bool = True) -> Interactions:
   """Orders events by user then time (stable) and wraps them up."""
-  order = np.lexsort((time, user))
+  time = np.asarray(time, np.float64)
+  order = by_user_time(user, time)
+  if order is not None:
+    user, item, time = user[order], item[order], time[order]
   return Interactions(
-      name=name, user=user[order], item=item[order],
-      time=np.asarray(time, np.float64)[order], user_ids=user_ids,
+      name=name, user=user, item=item, time=time, user_ids=user_ids,
       item_ids=item_ids, user_features=user_features or {},
       feature_vocab=feature_vocab or {}, item_genres=item_genres,
       genre_names=genre_names, item_domain=item_domain, timestamps=timestamps)

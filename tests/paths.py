@@ -12,6 +12,11 @@ ML100K = os.environ.get("ML100K_DIR") or os.path.normpath(
     os.path.join(REPO, "..", "shared", "data", "ml-100k"))
 needs_ml100k = pytest.mark.skipif(
     not os.path.isdir(ML100K), reason=f"MovieLens-100k not found at {ML100K} (set ML100K_DIR)")
+# Amazon Beauty as released with BERT4Rec, likewise (BEAUTY_FILE elsewhere).
+BEAUTY = os.environ.get("BEAUTY_FILE") or os.path.normpath(
+    os.path.join(REPO, "..", "shared", "data", "amazon-beauty", "beauty.txt"))
+needs_beauty = pytest.mark.skipif(
+    not os.path.isfile(BEAUTY), reason=f"Amazon Beauty not found at {BEAUTY} (set BEAUTY_FILE)")
 
 
 # Tests compile hundreds of tiny programs whose run time is negligible, so XLA's

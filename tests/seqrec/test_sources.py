@@ -13,7 +13,7 @@ import pytest
 from seqrec import sources
 from seqrec.errors import InputError
 from seqrec.synthetic import SyntheticConfig
-from tests.paths import ML100K, needs_ml100k
+from tests.paths import BEAUTY, ML100K, needs_beauty, needs_ml100k
 
 
 def _write(directory, files: dict[str, str | bytes]) -> None:
@@ -394,3 +394,58 @@ def test_ids_are_labels_not_numbers(tmp_path):
   _write(tmp_path, {"seq.txt": "u1 B00X\nu1 B01Y\nuser-2 B00X\n"})
   data = sources.load(f"sasrec:{tmp_path}/seq.txt")
   assert _sequences(data) == {"u1": ["B00X", "B01Y"], "user-2": ["B00X"]}
+
+
+# pyarrow reads strictly formed text files (`sources._arrow_table`); the line
+# reader reads the rest. A blank first line sends a file to the line reader and
+# changes nothing else, so each pair below is the same data read both ways.
+INTER_FIELDS = ("user", "item", "time", "user_ids", "item_ids")
+
+
+def _ml100k_ratings(separator: str) -> str:
+  with open(os.path.join(ML100K, "ml-100k.inter"), encoding="utf-8") as f:
+    rows = [line.rstrip("\n").split("\t") for line in f][1:]
+  return "".join(separator.join(row) + "\n" for row in rows)
+
+
+@needs_ml100k
+@needs_beauty
+@pytest.mark.parametrize("scheme, name, delimiter, names, make", [
+    ("recbole", "d.inter", "\t", None,
+     lambda: open(os.path.join(ML100K, "ml-100k.inter"), encoding="utf-8").read()),
+    ("movielens", "u.data", "\t", ["u", "i", "r", "t"], lambda: _ml100k_ratings("\t")),
+    ("movielens", "ratings.dat", "::", ["u", "i", "r", "t"], lambda: _ml100k_ratings("::")),
+    ("movielens", "ratings.csv", ",", None,
+     lambda: "userId,movieId,rating,timestamp\n" + _ml100k_ratings(",")),
+    ("sasrec", "beauty.txt", " ", ["u", "i"], lambda: open(BEAUTY, encoding="utf-8").read()),
+])
+def test_the_vectorised_reader_reads_what_the_line_reader_reads(tmp_path, scheme, name,
+                                                                delimiter, names, make):
+  text = make()
+  fast, slow = tmp_path / "fast", tmp_path / "slow"
+  for directory, prefix in ((fast, ""), (slow, "\n")):
+    directory.mkdir()
+    _file(directory / name, prefix + text)
+  spec = lambda d: f"{scheme}:{d}" if scheme == "recbole" else f"{scheme}:{d / name}"
+  assert sources._arrow_table(str(fast / name), delimiter, names, ["u"] if names else []) \
+      is not None
+  assert sources._arrow_table(str(slow / name), delimiter, names, []) is None
+  got, expected = sources.load(spec(fast)), sources.load(spec(slow))
+  for field in INTER_FIELDS:
+    np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), field)
+  assert got.timestamps == expected.timestamps and len(got) == len(expected) > 90_000
+
+
+@pytest.mark.parametrize("pairs", [
+    "3 1\n10 2\n3 10\n",                         # canonical integers: counted
+    "007 1\n7 2\n10 3\n7 007\n",                # leading zeros: distinct labels
+    "1000000000000 5\n3 5\n99999999999999 6\n",  # a sparse range: sorted
+    "-5 1\n5 2\n+5 3\n",                          # signs: labels, not numbers
+    "u1 B00X\nu1 B01Y\nuser-2 B00X\n",            # strings
+])
+def test_vectorised_labels_are_numbered_as_the_line_reader_numbers_them(tmp_path, pairs):
+  fast, slow = _file(tmp_path / "fast.txt", pairs), _file(tmp_path / "slow.txt", "\n" + pairs)
+  assert sources._arrow_table(fast, " ", ["u", "i"], ["u", "i"]) is not None
+  got, expected = sources.load(f"sasrec:{fast}"), sources.load(f"sasrec:{slow}")
+  for field in INTER_FIELDS:
+    np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), field)
