@@ -2,7 +2,7 @@
 
 An experiment is a config (`--config=configs/FILE.py[:PRESET]`, overridden
 with `--config.KEY=VALUE`); absl flags only say where and how this process
-runs: the workdir, the multi-host settings and the compilation cache. Library
+runs: the workdir, the multi-host settings and the compilation and data caches. Library
 code never reads flags: binaries hand it the plain `ConfigDict`.
 """
 
@@ -17,7 +17,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from seqrec import distributed, preemption
+from seqrec import distributed, preemption, sources
 from seqrec.errors import InputError, TrainingError
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "cmnrec.py")
@@ -45,6 +45,11 @@ COMPILATION_CACHE = flags.DEFINE_string(
     "compilation_cache",
     os.environ.get("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/seqrec_xla")),
     "Persistent XLA compilation cache directory (empty: off); repeated runs skip compiles.")
+DATA_CACHE = flags.DEFINE_string(
+    "data_cache",
+    os.environ.get(sources.CACHE_ENV, os.path.expanduser("~/.cache/seqrec_data")),
+    "Directory where datasets read from files are kept as memory-mapped arrays "
+    "(empty: off); a second run on an unchanged file skips parsing it.")
 # Multi-process runs (TPU pod slices, several GPU hosts): every process gets the
 # same flags but its own --process_id. Unset flags fall back to the variables
 # JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, so a launcher can
@@ -109,6 +114,7 @@ def run(main: Callable[[list[str]], None]) -> None:
         lambda record: record.levelno >= std_logging.WARNING or "orbax" not in record.pathname)
     if COMPILATION_CACHE.value:
       jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE.value)
+    os.environ[sources.CACHE_ENV] = DATA_CACHE.value  # read by experiment.load_data
     try:
       main(argv)
     except preemption.Preempted as stopped:

@@ -50,9 +50,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def load_data(config: ml_collections.ConfigDict) -> Interactions:
   """The interactions config.dataset names; synthetic data from config.synthetic
   (`SyntheticConfig` fields), whose own seed keeps the data fixed when
-  config.seed changes."""
+  config.seed changes. Files go through the data cache that the environment
+  variable `sources.CACHE_ENV` names, if any (binaries: --data_cache)."""
   data = sources.load(config.dataset,
-                      synthetic=synthetic.SyntheticConfig(**config.synthetic.to_dict()))
+                      synthetic=synthetic.SyntheticConfig(**config.synthetic.to_dict()),
+                      cache_dir=os.environ.get(sources.CACHE_ENV))
   logging.info("dataset %s: %d users, %d items, %d interactions", data.name,
                data.num_users, data.num_items, len(data))
   return data

@@ -37,6 +37,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from absl import logging
 
+from seqrec import data_cache
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions, by_user_time
 from seqrec.synthetic import SyntheticConfig, generate
@@ -58,13 +59,21 @@ ML1M_OCCUPATIONS = (
     "technician/engineer", "tradesman/craftsman", "unemployed", "writer")
 
 
-def load(spec: str, *, synthetic: SyntheticConfig | None = None) -> Interactions:
+# The directory of `seqrec.data_cache` that binaries pass to `load` (their
+# --data_cache flag sets it; empty: off).
+CACHE_ENV = "SEQREC_DATA_CACHE"
+
+
+def load(spec: str, *, synthetic: SyntheticConfig | None = None,
+         cache_dir: str | None = None) -> Interactions:
   """Reads the dataset named by a dataset string (config.dataset).
 
   Args:
     spec: "synthetic" or "SCHEME:ARG", see the module docstring.
     synthetic: the config used when spec is "synthetic" (default config if
       None); ignored otherwise.
+    cache_dir: keep what a file reader returns there (`seqrec.data_cache`) and
+      reuse it while the files are unchanged; None or "": read every time.
 
   Returns:
     Validated `Interactions`.
@@ -85,7 +94,31 @@ def load(spec: str, *, synthetic: SyntheticConfig | None = None) -> Interactions
   if not arg:
     usage = next(s for s in SCHEMES if s.startswith(scheme + ":"))
     raise InputError(f"config.dataset={spec} lacks its argument; expected {usage}")
+  files = _source_files(scheme, arg)
+  if cache_dir and files:
+    return data_cache.load(cache_dir, spec, files, lambda: readers[scheme](arg)).validate()
   return readers[scheme](arg).validate()
+
+
+# The side files a MovieLens reader reads beside its ratings file.
+_MOVIELENS_SIDE = ("u.user", "u.item", "u.genre", "users.dat", "movies.dat", "movies.csv")
+
+
+def _source_files(scheme: str, arg: str) -> list[str] | None:
+  """Every file the reader of `scheme` reads for `arg`; None for sources that
+  are not files (tfds keeps its own cache)."""
+  if scheme == "tfds":
+    return None
+  if scheme == "recbole":
+    inter = _find_inter(arg)
+    stem = inter[:-len(".inter")]
+    return [inter] + [f for f in (stem + ".user", stem + ".item") if os.path.isfile(f)]
+  _require(arg)
+  if scheme == "movielens":
+    directory = os.path.dirname(arg)
+    return [arg] + [p for p in (os.path.join(directory, n) for n in _MOVIELENS_SIDE)
+                    if os.path.isfile(p)]
+  return [arg]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -615,10 +648,16 @@ def _first_line(path: str) -> str | None:
     return None
 
 
+# Bytes of text per block: large enough that per-block work is negligible,
+# small enough that one block's strings are a small part of the memory.
+_BLOCK = 16 << 20
+
+
 def _arrow_table(path: str, delimiter: str, names: Sequence[str] | None,
-                 want: Sequence[str], header_words: bool = False) -> pa.Table | None:
+                 want: Sequence[str], header_words: bool = False,
+                 ints: Sequence[str] = ()) -> pa.Table | None:
   """The `want` columns, as strings, of a strictly formed delimited text file,
-  read by pyarrow's multi-threaded CSV reader (no Python object per field).
+  read block by block by pyarrow's CSV reader (no Python object per field).
 
   Args:
     path: the file (gzip by its magic bytes).
@@ -628,6 +667,9 @@ def _arrow_table(path: str, delimiter: str, names: Sequence[str] | None,
     want: the columns to return.
     header_words: with `names`, skip a first line of header words
       (`_is_header`) with a notice, as `_without_header` does.
+    ints: columns of `want` returned as int64 instead, converted block by
+      block so that their strings never all exist at once; None if a value is
+      not a canonical non-negative integer (`_canonical_ints`).
   Returns:
     The table, or None whenever the file is not strictly formed: a blank or
     missing first line, a header without the wanted columns or with one twice,
@@ -653,19 +695,30 @@ def _arrow_table(path: str, delimiter: str, names: Sequence[str] | None,
     delimiter, columns = ":", columns + names[1::2]
   with open(path, "rb") as f:
     gzipped = f.read(2) == b"\x1f\x8b"
+  gaps, batches = columns[len(want):], []
   try:
-    table = pcsv.read_csv(
+    reader = pcsv.open_csv(
         pa.input_stream(path, compression="gzip" if gzipped else None),
-        read_options=pcsv.ReadOptions(column_names=list(names), skip_rows=skip),
+        read_options=pcsv.ReadOptions(column_names=list(names), skip_rows=skip,
+                                      block_size=_BLOCK),
         parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char=False),
         convert_options=pcsv.ConvertOptions(include_columns=columns,
                                             column_types={n: pa.string() for n in columns}))
+    for batch in reader:
+      if any(pc.max(pc.binary_length(batch[g])).as_py() for g in gaps):
+        return None
+      arrays = [batch[name] for name in want]
+      for name in ints:
+        values = _canonical_ints(batch[name])
+        if values is None:
+          return None
+        arrays[list(want).index(name)] = pa.array(values)
+      batches.append(pa.RecordBatch.from_arrays(arrays, names=list(want)))
   except (pa.ArrowException, OSError):
     return None
-  gaps = columns[len(want):]
-  if not table.num_rows or any(pc.max(pc.binary_length(table[g])).as_py() for g in gaps):
+  if not batches or not sum(b.num_rows for b in batches):
     return None
-  return table.select(list(want))
+  return pa.Table.from_batches(batches)
 
 
 def _arrow_interactions(name: str, path: str, delimiter: str, names: Sequence[str] | None,
@@ -679,14 +732,18 @@ def _arrow_interactions(name: str, path: str, delimiter: str, names: Sequence[st
   Equal to what the line reader gives, except that without timestamps time is
   the position among data lines, not the line number (the same order).
   """
-  table = _arrow_table(path, delimiter, names, [user, item] + [stamp] * bool(stamp),
-                       header_words)
+  want = [user, item] + [stamp] * bool(stamp)
+  # Integer labels (the common case) never hold all their strings at once.
+  table = (_arrow_table(path, delimiter, names, want, header_words, ints=(user, item))
+           or _arrow_table(path, delimiter, names, want, header_words))
   if table is None:
     return None
   labels = [_arrow_labels(table[column]) for column in (user, item)]
   time = (np.arange(1, table.num_rows + 1, dtype=np.float64) if stamp is None
           else _arrow_numbers(table[stamp]))
-  del table  # its strings are no longer needed
+  del table
+  # Hand the strings' memory back to the system now: pyarrow's pool keeps it.
+  pa.default_memory_pool().release_unused()
   if None in labels or time is None:
     return None
   return _indexed(name, *labels, time, users, items, timestamps=stamp is not None)
@@ -700,22 +757,17 @@ def _arrow_labels(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | No
   are numbered by value without forming a string per row, which is the
   numeric order `_index` gives them.
   """
-  try:
-    values = pc.cast(column, pa.int64()).to_numpy()
-  except pa.ArrowInvalid:
-    values = None
-  if values is not None and len(values) and values.min() >= 0:
-    digits = np.maximum(1, np.searchsorted(10 ** np.arange(19, dtype=np.int64), values,
-                                           side="right"))
-    if np.array_equal(digits, pc.binary_length(column).to_numpy()):
-      top = int(values.max())
-      if top < 4 * len(values) + (1 << 20):  # a dense range: count, do not sort
-        present = np.zeros(top + 1, bool)
-        present[values] = True
-        ids, index = np.flatnonzero(present), (np.cumsum(present) - 1)[values]
-      else:
-        ids, index = np.unique(values, return_inverse=True)
-      return ids.astype(str), index.astype(np.int64)
+  values = (column.to_numpy() if pa.types.is_integer(column.type)
+            else _canonical_ints(column))
+  if values is not None:
+    top = int(values.max())
+    if top < 4 * len(values) + (1 << 20):  # a dense range: count, do not sort
+      present = np.zeros(top + 1, bool)
+      present[values] = True
+      ids, index = np.flatnonzero(present), (np.cumsum(present) - 1)[values]
+    else:
+      ids, index = np.unique(values, return_inverse=True)
+    return ids.astype(str), index.astype(np.int64)
   lengths = pc.binary_length(column)
   trimmed = pc.binary_length(pc.utf8_trim_whitespace(column))
   if pc.any(pc.equal(lengths, 0)).as_py() or not pc.all(pc.equal(lengths, trimmed)).as_py():
@@ -723,6 +775,20 @@ def _arrow_labels(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | No
   encoded = pc.dictionary_encode(column.combine_chunks())
   ids, rank = _index(encoded.dictionary.to_numpy(zero_copy_only=False))
   return ids, rank[encoded.indices.to_numpy()]
+
+
+def _canonical_ints(column: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+  """int64 [n] of string labels that are all canonical non-negative integers
+  (digits only, no leading zero), else None."""
+  try:
+    values = pc.cast(column, pa.int64()).to_numpy()
+  except pa.ArrowInvalid:  # a sign, a blank, a letter, an overflow
+    return None
+  if not len(values) or values.min() < 0:
+    return None
+  digits = np.maximum(1, np.searchsorted(10 ** np.arange(19, dtype=np.int64), values,
+                                         side="right"))
+  return values if np.array_equal(digits, pc.binary_length(column).to_numpy()) else None
 
 
 def _arrow_numbers(column: pa.ChunkedArray) -> np.ndarray | None:

@@ -17,3 +17,5 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.normpath(
     os.path.join(os.path.dirname(__file__), os.pardir, ".jax_cache")))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# Binaries under test read every dataset afresh (`seqrec.data_cache` has its own tests).
+os.environ.setdefault("SEQREC_DATA_CACHE", "")
