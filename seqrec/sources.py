@@ -9,7 +9,8 @@
   sasrec:FILE      one "user item" pair per line, in time order
   csv:FILE         one user per line: comma-separated items, optionally
                    "source items,,target items" (the PeterRec fine-tuning format)
-  parquet:FILE     a Parquet table: user_id, item_id and optionally timestamp
+  parquet:FILE     a Parquet table: user_id, item_id and optionally timestamp,
+                   with optional STEM.user.parquet and STEM.item.parquet beside it
   tfds:NAME        a TFDS MovieLens ratings config, e.g. movielens/1m-ratings
 
 Only users and items that occur in interactions are kept. Ratings are ignored
@@ -114,6 +115,10 @@ def _source_files(scheme: str, arg: str) -> list[str] | None:
     stem = inter[:-len(".inter")]
     return [inter] + [f for f in (stem + ".user", stem + ".item") if os.path.isfile(f)]
   _require(arg)
+  if scheme == "parquet":
+    stem = arg[:-len(".parquet")] if arg.endswith(".parquet") else arg
+    return [arg] + [p for p in (stem + ".user.parquet", stem + ".item.parquet")
+                    if os.path.isfile(p)]
   if scheme == "movielens":
     directory = os.path.dirname(arg)
     return [arg] + [p for p in (os.path.join(directory, n) for n in _MOVIELENS_SIDE)
@@ -484,27 +489,48 @@ def _read_csv(path: str) -> Interactions:
                 timestamps=False)
 
 
-def _read_parquet(path: str) -> Interactions:
-  """A Parquet table with columns user_id and item_id (integers or strings) and
-  optionally timestamp (numbers, or Arrow timestamps read as seconds); without
-  it, row order within a user is time order. Other columns are ignored."""
+def _parquet_table(path: str, required: tuple[str, ...],
+                   optional: tuple[str, ...] = ()) -> pa.Table:
+  """The `required` and present `optional` columns of a Parquet file, with one
+  line for a file that is not Parquet, a missing column, no rows or a null in
+  a required column."""
   _require(path)
   try:
     schema = pq.read_schema(path)
   except (pa.ArrowException, OSError) as error:
     raise InputError(f"{path}: not a Parquet file ({str(error).splitlines()[0]})") from None
-  missing = [c for c in ("user_id", "item_id") if c not in schema.names]
+  missing = [c for c in required if c not in schema.names]
   if missing:
     raise InputError(f"{path}: no column {missing[0]!r}; it has {schema.names}")
-  has_time = "timestamp" in schema.names
-  table = pq.read_table(path, columns=["user_id", "item_id"] + ["timestamp"] * has_time)
+  table = pq.read_table(path, columns=list(required) + [c for c in optional
+                                                        if c in schema.names])
   if table.num_rows == 0:
     raise InputError(f"{path}: no rows")
-  rows = np.arange(1, table.num_rows + 1)
-  for name in table.column_names:
+  for name in required:
     null = table[name].is_null()
     if pc.any(null).as_py():
       raise InputError(f"{path} row {int(pc.index(null, True).as_py()) + 1}: no {name}")
+  return table
+
+
+def _parquet_strings(column: pa.ChunkedArray) -> np.ndarray:
+  """str [n] of any Parquet column, "" for nulls."""
+  return pc.fill_null(column.cast(pa.string()), "").to_numpy(zero_copy_only=False).astype(str)
+
+
+def _read_parquet(path: str) -> Interactions:
+  """A Parquet table with columns user_id and item_id (integers or strings) and
+  optionally timestamp (numbers, or Arrow timestamps read as seconds); without
+  it, row order within a user is time order. Other columns are ignored.
+
+  Beside FILE = STEM.parquet, optional STEM.user.parquet (user_id and any of
+  age, gender, occupation) and STEM.item.parquet (item_id and genres: a list of
+  strings, or one string of "|"- or space-separated names) add user attributes
+  and genres, as RecBole's .user and .item files do.
+  """
+  table = _parquet_table(path, ("user_id", "item_id"), ("timestamp",))
+  has_time = "timestamp" in table.column_names
+  rows = np.arange(1, table.num_rows + 1)
   time = rows.astype(np.float64)
   if has_time:
     column = table["timestamp"]
@@ -515,8 +541,32 @@ def _read_parquet(path: str) -> Interactions:
                        "timestamps")
     time = column.to_numpy().astype(np.float64)
   ids = [table[name].to_numpy(zero_copy_only=False) for name in ("user_id", "item_id")]
+  stem = path[:-len(".parquet")] if path.endswith(".parquet") else path
   return _interactions(_label("parquet", path), path, rows, *ids, time,
-                       timestamps=has_time)
+                       _parquet_users(stem + ".user.parquet"),
+                       _parquet_items(stem + ".item.parquet"), timestamps=has_time)
+
+
+def _parquet_users(path: str) -> _Users | None:
+  if not os.path.isfile(path):
+    return None
+  table = _parquet_table(path, ("user_id",), ("age", "gender", "occupation"))
+  return _users_from_columns(
+      path, np.arange(1, table.num_rows + 1), _parquet_strings(table["user_id"]),
+      **{key: _parquet_strings(table[key]) for key in ("age", "gender", "occupation")
+         if key in table.column_names})
+
+
+def _parquet_items(path: str) -> _Items | None:
+  if not os.path.isfile(path):
+    return None
+  table = _parquet_table(path, ("item_id", "genres"))
+  column = table["genres"]
+  if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+    lists = [[str(g) for g in row or ()] for row in column.to_pylist()]
+  else:
+    lists = [value.replace("|", " ").split() for value in _parquet_strings(column)]
+  return _Items(_parquet_strings(table["item_id"]), *_multi_hot(lists))
 
 
 def _read_tfds(name: str) -> Interactions:

@@ -233,6 +233,36 @@ def test_parquet_ml100k_matches_recbole(tmp_path):
   assert ours.timestamps and ours.name == f"parquet:{tmp_path.name}/ml.parquet"
 
 
+@needs_ml100k
+def test_parquet_side_tables_match_recbole(tmp_path):
+  """ML-100k's .user and .item files as Parquet tables beside the interactions."""
+  def rows(name):
+    with open(os.path.join(ML100K, name), encoding="utf-8") as f:
+      return [line.rstrip("\n").split("\t") for line in f][1:]
+
+  inter = np.asarray(rows("ml-100k.inter"), dtype=np.int64)
+  pq.write_table(pa.table({"user_id": inter[:, 0], "item_id": inter[:, 1],
+                           "timestamp": inter[:, 3]}), tmp_path / "ml.parquet")
+  users = rows("ml-100k.user")
+  pq.write_table(pa.table({"user_id": [int(u[0]) for u in users],
+                           "age": [int(u[1]) for u in users], "gender": [u[2] for u in users],
+                           "occupation": [u[3] for u in users]}), tmp_path / "ml.user.parquet")
+  items = rows("ml-100k.item")
+  pq.write_table(pa.table({"item_id": [i[0] for i in items],
+                           "genres": [i[3].split() for i in items]}),
+                 tmp_path / "ml.item.parquet")
+  ours = sources.load(f"parquet:{tmp_path}/ml.parquet")
+  theirs = sources.load(f"recbole:{ML100K}")
+  for key, values in theirs.user_features.items():
+    np.testing.assert_array_equal(ours.user_features[key], values, key)
+  assert ours.feature_vocab == theirs.feature_vocab
+  assert ours.genre_names == theirs.genre_names
+  np.testing.assert_array_equal(ours.item_genres, theirs.item_genres)
+  pq.write_table(pa.table({"item_id": ["1"], "genre": ["Drama"]}), tmp_path / "ml.item.parquet")
+  with pytest.raises(InputError, match=r"ml.item.parquet: no column 'genres'"):
+    sources.load(f"parquet:{tmp_path}/ml.parquet")
+
+
 def test_parquet_string_ids_row_order_and_arrow_timestamps(tmp_path):
   pq.write_table(pa.table({"user_id": ["b", "a", "b", "a"], "item_id": ["x", "y", "y", "x"]}),
                  tmp_path / "plain.parquet")
