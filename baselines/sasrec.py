@@ -110,7 +110,7 @@ class SASRec(nn.Module):
 
 
 def build(config: Any, data: Interactions) -> Experiment:
-  seqs = next_item.user_sequences(config, data)
+  seqs, splits = next_item.prepared(config, data)
   sasrec = SASRecConfig(num_items=seqs.num_items, max_steps=config.max_len - 1,
                         vocab_multiple=config.vocab_multiple or config.model_parallel,
                         dtype=config.dtype, **config.model.to_dict())
@@ -125,5 +125,4 @@ def build(config: Any, data: Interactions) -> Experiment:
       loss=config.loss,
       negatives=next_item.num_negatives(seqs.num_items, config.num_negatives, 0.1),
       param_rules=PARAM_RULES, padding_invariant=True)
-  return next_item.experiment(task, data, seqs, next_item.split(config, seqs),
-                              config.protocol)
+  return next_item.experiment(task, data, seqs, splits, config.protocol)

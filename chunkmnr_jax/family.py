@@ -38,12 +38,11 @@ def next_item_model(config: models.MnrConfig) -> next_item.NextItemModel:
 
 
 def build(config: Any, data: Interactions) -> Experiment:
-  seqs = next_item.user_sequences(config, data)
+  seqs, splits = next_item.prepared(config, data)
   mnr = model_config(config, seqs.num_items)
   if mnr.has_memory and not 1 <= mnr.memory_slots <= config.max_len - 1:
     raise InputError(f"config.model.memory_slots={mnr.memory_slots}: must be in "
                      f"[1, config.max_len - 1 = {config.max_len - 1}] (one write per chunk)")
-  splits = next_item.split(config, seqs)
   task = next_item.make_task(
       next_item_model(mnr), loss=config.loss,
       negatives=next_item.num_negatives(mnr.num_items, config.num_negatives,

@@ -166,10 +166,11 @@ def build(config: Any, data: Interactions) -> Experiment:
   """Pretraining on the source domain: items of config.held_out_genres (or of
   the data's second domain) are left out, so a cross-domain task's targets
   are never seen here."""
-  seqs = downstream.source_sequences(
-      data, tuple(config.held_out_genres), min_item_count=config.min_item_count,
-      min_user_count=config.min_user_count)
-  splits = next_item.split(config, seqs)
+  seqs, splits = next_item.prepared(
+      config, data, lambda: downstream.source_sequences(
+          data, tuple(config.held_out_genres), min_item_count=config.min_item_count,
+          min_user_count=config.min_user_count),
+      held_out_genres=list(config.held_out_genres))
   task = make_pretrain_task(network_config(config, seqs.num_items), config.mode,
                             config.loss, mask_prob=config.mask_prob,
                             max_masked=config.max_masked, negatives=config.num_negatives)

@@ -6,6 +6,10 @@ every run. `load` keeps what a reader returned under a key made of the dataset
 string and the path, size and modification time of every file the reader
 reads, so a changed file is read again and a stale entry is never used.
 
+What is derived from a dataset (its user sequences and splits, `derived`) is
+kept beneath the dataset's entry, keyed by the settings that made it, so it
+goes stale with it.
+
 Entries are directories of .npy files plus meta.json, written under a
 temporary name and renamed, so an entry is whole or absent: two runs filling
 the same entry at once both succeed and one of the copies is kept. The large
@@ -15,6 +19,7 @@ pages are read as they are touched and are the kernel's to drop.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -71,7 +76,7 @@ def _open(directory: str) -> Interactions:
     return np.load(path, mmap_mode="r" if name in _MAPPED else None, allow_pickle=False)
 
   return Interactions(
-      name=meta["name"], **{name: array(name) for name in _ARRAYS},
+      name=meta["name"], cache_entry=directory, **{name: array(name) for name in _ARRAYS},
       user_features={name: array(f"feature-{name}") for name in meta["features"]},
       feature_vocab={k: tuple(v) for k, v in meta["feature_vocab"].items()},
       genre_names=tuple(meta["genre_names"]), timestamps=meta["timestamps"])
@@ -97,4 +102,35 @@ def load(cache_dir: str, spec: str, files: list[str],
     _save(data, directory)
   except OSError as error:  # a full disk or read-only cache costs speed, not the run
     logging.warning("dataset %s: not cached in %s (%s)", spec, cache_dir, error)
-  return data
+    return data
+  return dataclasses.replace(data, cache_entry=directory)
+
+
+def derived(entry: str, identity: dict, compute: Callable[[], dict[str, np.ndarray]]
+            ) -> dict[str, np.ndarray]:
+  """Arrays computed from the cached dataset `entry` (`Interactions.cache_entry`),
+  kept beneath it and memory-mapped on reuse.
+
+  Args:
+    entry: the dataset's entry directory.
+    identity: everything besides the dataset that the arrays depend on (JSON).
+    compute: () -> name -> array.
+  """
+  name = hashlib.sha256(json.dumps([VERSION, identity], sort_keys=True).encode()).hexdigest()
+  directory = os.path.join(entry, "derived", name[:24])
+  if os.path.isdir(directory):
+    return {f[:-len(".npy")]: np.load(os.path.join(directory, f), mmap_mode="r",
+                                      allow_pickle=False)
+            for f in sorted(os.listdir(directory))}
+  arrays = compute()
+  tmp = f"{directory}.tmp-{os.getpid()}"
+  try:
+    os.makedirs(tmp, exist_ok=True)
+    for array_name, value in arrays.items():
+      np.save(os.path.join(tmp, f"{array_name}.npy"), value, allow_pickle=False)
+    os.rename(tmp, directory)
+  except OSError as error:  # as in `load`: speed, not the run
+    if not os.path.isdir(directory):  # else another process stored it first
+      logging.warning("%s: derived arrays not cached (%s)", entry, error)
+    shutil.rmtree(tmp, ignore_errors=True)
+  return arrays

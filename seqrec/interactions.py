@@ -41,6 +41,8 @@ class Interactions:
       when the source has one domain.
     timestamps: `time` holds real timestamps; False when it is the file
       position (a split by global time then has no meaning).
+    cache_entry: the `seqrec.data_cache` entry these were kept in ("" when
+      not cached); what is derived from them is cached beneath it.
   """
 
   name: str
@@ -55,6 +57,7 @@ class Interactions:
   genre_names: tuple[str, ...] = ()
   item_domain: np.ndarray | None = None
   timestamps: bool = True
+  cache_entry: str = ""
 
   @property
   def num_users(self) -> int:

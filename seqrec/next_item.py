@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqrec import losses, metrics, packing, protocols, sequences
+from seqrec import data_cache, losses, metrics, packing, protocols, sequences
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
 from seqrec.task import Arrays, Batch, Experiment, ParamRules, Params, Task
@@ -194,6 +194,50 @@ def split(config: Any, seqs: sequences.UserSequences) -> sequences.Splits:
     return sequences.global_time(seqs, config.max_len, config.min_len,
                                  tuple(config.time_cuts))
   raise InputError(f"config.split={config.split!r}: must be one of {SPLITS}")
+
+
+_SEQUENCES = ("flat", "offsets", "flat_times", "users", "item_index")
+_SPLIT = ("seqs", "users", "ends")
+
+
+def prepared(config: Any, data: Interactions,
+             make_sequences: Callable[[], sequences.UserSequences] | None = None,
+             **identity: Any) -> tuple[sequences.UserSequences, sequences.Splits]:
+  """The user sequences and the configured split of `data`.
+
+  Sequences are `user_sequences(config, data)`, or `make_sequences()` whose
+  settings `identity` names. When `data` came from the data cache, both are
+  kept beneath its entry (`data_cache.derived`) under the settings that make
+  them: the count filters, the split, its lengths and, where it has them, its
+  seed or cuts. A second run maps them instead of building them.
+  """
+  def build() -> tuple[sequences.UserSequences, sequences.Splits]:
+    seqs = make_sequences() if make_sequences else user_sequences(config, data)
+    return seqs, split(config, seqs)
+
+  if not data.cache_entry:
+    return build()
+  identity = dict(identity, min_item_count=config.min_item_count,
+                  min_user_count=config.min_user_count, split=config.split,
+                  max_len=config.max_len, min_len=config.min_len,
+                  seed=config.seed if config.split == "random" else None,
+                  time_cuts=list(config.time_cuts) if config.split == "global_time" else None)
+
+  def arrays() -> dict[str, np.ndarray]:
+    seqs, splits = build()
+    out = {name: getattr(seqs, name) for name in _SEQUENCES}
+    out.update(num_items=np.asarray(seqs.num_items), timestamps=np.asarray(seqs.timestamps))
+    for part in ("train", "valid", "test"):
+      out.update({f"{part}.{name}": getattr(getattr(splits, part), name) for name in _SPLIT})
+    return out
+
+  kept = data_cache.derived(data.cache_entry, identity, arrays)
+  num_items = int(kept["num_items"])
+  seqs = sequences.UserSequences(**{name: kept[name] for name in _SEQUENCES},
+                                 num_items=num_items, timestamps=bool(kept["timestamps"]))
+  parts = [sequences.Split(*(kept[f"{part}.{name}"] for name in _SPLIT))
+           for part in ("train", "valid", "test")]
+  return seqs, sequences.Splits(*parts, num_items=num_items)
 
 
 def vocabulary(data: Interactions, item_index: np.ndarray) -> np.ndarray:

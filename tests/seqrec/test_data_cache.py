@@ -4,7 +4,8 @@ import os
 
 import numpy as np
 
-from seqrec import sources
+from configs import cmnrec
+from seqrec import next_item, sources
 from tests.paths import ML100K, needs_ml100k
 
 FIELDS = ("user", "item", "time", "user_ids", "item_ids", "item_genres")
@@ -44,3 +45,26 @@ def test_a_cache_that_cannot_be_written_costs_nothing_but_speed(tmp_path):
   blocked.write_text("")  # a file where the cache directory would be
   data = sources.load(f"sasrec:{path}", cache_dir=str(blocked / "cache"))
   assert len(data) == 3 and not isinstance(data.user, np.memmap)
+
+
+@needs_ml100k
+def test_sequences_and_splits_are_kept_beneath_their_dataset(tmp_path):
+  config = cmnrec.get_config("ml100k")
+  cache = str(tmp_path / "cache")
+  data = sources.load(config.dataset, cache_dir=cache)
+  first_seqs, first = next_item.prepared(config, data)
+  mapped = sources.load(config.dataset, cache_dir=cache)
+  seqs, splits = next_item.prepared(config, mapped)
+  assert isinstance(splits.train.seqs, np.memmap)
+  plain_seqs, plain = next_item.prepared(config, sources.load(config.dataset))
+  for got in (first, splits):
+    for part in ("train", "valid", "test"):
+      for name in ("seqs", "users", "ends"):
+        np.testing.assert_array_equal(getattr(getattr(got, part), name),
+                                      getattr(getattr(plain, part), name))
+  for name in ("flat", "offsets", "flat_times", "users", "item_index"):
+    np.testing.assert_array_equal(getattr(seqs, name), getattr(plain_seqs, name))
+  assert seqs.num_items == plain_seqs.num_items == first_seqs.num_items
+  config.max_len = 21  # other settings, another entry
+  assert next_item.prepared(config, mapped)[1].train.seqs.shape[1] == 21
+  assert len(os.listdir(os.path.join(mapped.cache_entry, "derived"))) == 2
