@@ -37,6 +37,13 @@ _MAPPED = ("user", "item", "time")
 _ARRAYS = _MAPPED + ("user_ids", "item_ids", "item_genres", "item_domain")
 
 
+def _mapped(path: str) -> np.ndarray:
+  """A read-only memory map of a .npy file, as a plain ndarray: views of an
+  `np.memmap` are memmaps too, and a million per-user views of one cost
+  seconds."""
+  return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+
+
 def key(spec: str, files: list[str]) -> str:
   """The entry name of `spec` reading `files`: a hash of their stats."""
   stats = [[os.path.abspath(f), os.stat(f).st_size, os.stat(f).st_mtime_ns]
@@ -73,7 +80,7 @@ def _open(directory: str) -> Interactions:
     path = os.path.join(directory, f"{name}.npy")
     if not os.path.exists(path):
       return None
-    return np.load(path, mmap_mode="r" if name in _MAPPED else None, allow_pickle=False)
+    return _mapped(path) if name in _MAPPED else np.load(path, allow_pickle=False)
 
   return Interactions(
       name=meta["name"], cache_entry=directory, **{name: array(name) for name in _ARRAYS},
@@ -119,8 +126,7 @@ def derived(entry: str, identity: dict, compute: Callable[[], dict[str, np.ndarr
   name = hashlib.sha256(json.dumps([VERSION, identity], sort_keys=True).encode()).hexdigest()
   directory = os.path.join(entry, "derived", name[:24])
   if os.path.isdir(directory):
-    return {f[:-len(".npy")]: np.load(os.path.join(directory, f), mmap_mode="r",
-                                      allow_pickle=False)
+    return {f[:-len(".npy")]: _mapped(os.path.join(directory, f))
             for f in sorted(os.listdir(directory))}
   arrays = compute()
   tmp = f"{directory}.tmp-{os.getpid()}"

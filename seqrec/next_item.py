@@ -249,7 +249,7 @@ def experiment(task: Task, data: Interactions, seqs: sequences.UserSequences,
                splits: sequences.Splits, protocol: Any) -> Experiment:
   """The `Experiment` of a next-item family on `splits` of `seqs`, its
   evaluation rows carrying the arrays of `protocol` (config.protocol)."""
-  counts = np.bincount(np.concatenate(seqs.items), minlength=seqs.num_items + 1)
+  counts = np.bincount(seqs.flat, minlength=seqs.num_items + 1)
 
   def rows(name: str, split: sequences.Split) -> Arrays:
     positions = seqs.position(split.users)
@@ -265,5 +265,5 @@ def experiment(task: Task, data: Interactions, seqs: sequences.UserSequences,
       info={"data": {"dataset": data.name, "items": seqs.num_items,
                      "users": len(seqs.users), "train_rows": len(splits.train),
                      "valid_rows": len(splits.valid), "test_rows": len(splits.test)}},
-      queries={"seq": sequences.left_pad(seqs.items, splits.train.seqs.shape[1] - 1)},
+      queries={"seq": seqs.tails(splits.train.seqs.shape[1] - 1)},
       query_ids=data.user_ids[seqs.users].astype(str), seen=seqs.items)
