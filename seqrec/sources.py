@@ -97,7 +97,9 @@ def load(spec: str, *, synthetic: SyntheticConfig | None = None,
     raise InputError(f"config.dataset={spec} lacks its argument; expected {usage}")
   files = _source_files(scheme, arg)
   if cache_dir and files:
-    return data_cache.load(cache_dir, spec, files, lambda: readers[scheme](arg)).validate()
+    # Validated before it was stored: checking a mapped entry again would read
+    # every page of it.
+    return data_cache.load(cache_dir, spec, files, lambda: readers[scheme](arg).validate())
   return readers[scheme](arg).validate()
 
 
