@@ -200,12 +200,10 @@ def main(argv: list[str]) -> None:
           f"{warm['to_first_step_s']:5.1f} s, peak {warm['peak_rss_mb']:7.0f} MB; host "
           f"{cold['host_ms_per_step']:.2f} ms/step, step {cold['step_ms_synchronous']:.1f} "
           f"ms synchronous, {cold['step_ms_overlapped']:.1f} ms overlapped", flush=True)
-  os.makedirs(_OUT.value, exist_ok=True)
-  from seqrec import workdir  # pylint: disable=g-import-not-at-top
-  workdir.write_json(os.path.join(_OUT.value, "bench_data.json"),
-                     {"rows": rows, "repeats": _REPEATS.value, "steps": _STEPS.value,
-                      "cpus": os.cpu_count()})
-  _plot(rows, os.path.join(_OUT.value, "bench_data.png"))
+  from seqrec import benchmark  # pylint: disable=g-import-not-at-top
+  benchmark.write_report(_OUT.value, "bench_data",
+                         {"rows": rows, "repeats": _REPEATS.value, "steps": _STEPS.value,
+                          "cpus": os.cpu_count()}, plot=lambda path: _plot(rows, path))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ For every (dataset, model) the model's config is the dataset's preset, built as
 every step ran before: config.pack_targets=False), at target positions only
 (`seqrec.packing`, the default) and, for the models that allow it, also on
 length-bucketed batches (`seqrec.bucketing`, config.bucket_lengths=True).
-Writes OUT/bench_throughput.json and prints a table.
+Writes OUT/bench_throughput.json and OUT/bench_throughput.png and prints a table.
 """
 
 from __future__ import annotations
@@ -45,6 +45,34 @@ def config_for(model: str, dataset: str, batch_size: int):
   return sweep.apply(config, tuple(overrides.items()), seed=0)
 
 
+VARIANTS = {(False, False): "every position", (True, False): "packed",
+            (True, True): "packed + bucketed"}
+
+
+def plot(records: list[dict], path: str) -> None:
+  """Examples/s of every variant, one panel per dataset, a bar group per model."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  datasets = sorted({r["dataset"] for r in records}, key=[*DATASETS].index)
+  fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.5), squeeze=False)
+  for axis, dataset in zip(axes[0], datasets):
+    rows = [r for r in records if r["dataset"] == dataset]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    for offset, (key, label) in enumerate(VARIANTS.items()):
+      rates = {r["model"]: r["examples_per_second"] for r in rows
+               if (r["packed"], r["bucketed"]) == key}
+      axis.bar([models.index(m) + 0.27 * (offset - 1) for m in rates], list(rates.values()),
+               width=0.27, label=label)
+    axis.set_xticks(range(len(models)), models)
+    axis.set_title(dataset)
+    axis.set_ylabel("training examples/s")
+  axes[0][0].legend()
+  fig.tight_layout()
+  fig.savefig(path)
+
+
 def main(argv):
   del argv
   for name, known in ((_DATASETS, DATASETS), (_MODELS, MODELS)):
@@ -64,7 +92,7 @@ def main(argv):
   benchmark.write_report(_OUT.value, "bench_throughput", {
       "settings": {"batch_size": _BATCH_SIZE.value, "repeats": _REPEATS.value,
                    "steps": _STEPS.value, "models": {m: MODELS[m] for m in _MODELS.value}},
-      "results": records})
+      "results": records}, plot=lambda path: plot(records, path))
   print("| dataset | model | positions with a target | every position ex/s | packed ex/s "
         "| packed + bucketed ex/s | speedup | s/epoch before | s/epoch after |")
   print("|---|---|---|---|---|---|---|---|---|")
