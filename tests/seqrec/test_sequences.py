@@ -5,7 +5,7 @@ import pytest
 
 from seqrec import sequences
 from seqrec.errors import InputError
-from seqrec.interactions import Interactions
+from seqrec.interactions import Interactions, by_user_time
 from tests.paths import ML100K, needs_ml100k
 
 
@@ -153,3 +153,22 @@ def test_ml100k_leave_one_out_sizes():
   # Every interaction but the two held out per user is a training target once.
   train_targets = int(((splits.train.seqs[:, :-1] != 0) & (splits.train.seqs[:, 1:] != 0)).sum())
   assert train_targets == 100_000 - 2 * 943 - 943  # first item of each user is no target
+
+
+@pytest.mark.parametrize("num_users, time_kind", [
+    (50, "file order"), (50, "timestamps with ties"), (70_000, "file order"),
+    (70_000, "timestamps with ties"), (50, "already ordered")])
+def test_ordering_by_user_and_time_is_lexsort(num_users, time_kind):
+  rng = np.random.default_rng(num_users)
+  user = rng.integers(0, num_users, 200_000)
+  time = {"file order": np.arange(len(user), dtype=np.float64),
+          "timestamps with ties": rng.integers(0, 30, len(user)).astype(np.float64)}.get(
+              time_kind)
+  if time is None:  # users grouped, times rising within each
+    user, time = np.sort(user), np.arange(len(user), dtype=np.float64)
+  order = by_user_time(user, time)
+  expected = np.lexsort((time, user))
+  if time_kind == "already ordered":
+    assert order is None
+  else:
+    np.testing.assert_array_equal(order, expected)  # the same permutation, ties included
