@@ -46,30 +46,42 @@ def _mapped(path: str) -> np.ndarray:
 
 def key(spec: str, files: list[str]) -> str:
   """The entry name of `spec` reading `files`: a hash of their stats."""
-  stats = [[os.path.abspath(f), os.stat(f).st_size, os.stat(f).st_mtime_ns]
-           for f in sorted(files)]
+  stats = [[os.path.abspath(f), stat.st_size, stat.st_mtime_ns]
+           for f, stat in ((f, os.stat(f)) for f in sorted(files))]
   text = json.dumps([VERSION, spec, stats])
   return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def _store(directory: str, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
+  """Writes `arrays` (NAME.npy each) and `meta` (meta.json) into `directory`
+  whole or not at all: into a temporary directory, then renamed.
+
+  Raises:
+    OSError: the entry could not be written (and no other process wrote it).
+  """
+  tmp = f"{directory}.tmp-{os.getpid()}"
+  try:
+    os.makedirs(tmp, exist_ok=True)
+    for name, values in arrays.items():
+      np.save(os.path.join(tmp, f"{name}.npy"), values, allow_pickle=False)
+    if meta is not None:
+      with open(os.path.join(tmp, "meta.json"), "w") as f:
+        json.dump(meta, f)
+    os.rename(tmp, directory)
+  except OSError:
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not os.path.isdir(directory):  # else another process stored it first
+      raise
+
+
 def _save(data: Interactions, directory: str) -> None:
   """Writes `data` into `directory` whole or not at all."""
-  tmp = f"{directory}.tmp-{os.getpid()}"
-  os.makedirs(tmp, exist_ok=True)
-  for name in _ARRAYS:
-    if getattr(data, name) is not None:
-      np.save(os.path.join(tmp, f"{name}.npy"), getattr(data, name), allow_pickle=False)
-  for name, values in data.user_features.items():
-    np.save(os.path.join(tmp, f"feature-{name}.npy"), values, allow_pickle=False)
-  meta = {"name": data.name, "features": sorted(data.user_features),
-          "feature_vocab": data.feature_vocab, "genre_names": data.genre_names,
-          "timestamps": data.timestamps}
-  with open(os.path.join(tmp, "meta.json"), "w") as f:
-    json.dump(meta, f)
-  try:
-    os.rename(tmp, directory)
-  except OSError:  # another process stored the same entry first
-    shutil.rmtree(tmp, ignore_errors=True)
+  arrays = {name: getattr(data, name) for name in _ARRAYS if getattr(data, name) is not None}
+  arrays.update({f"feature-{name}": values for name, values in data.user_features.items()})
+  _store(directory, arrays, {
+      "name": data.name, "features": sorted(data.user_features),
+      "feature_vocab": data.feature_vocab, "genre_names": data.genre_names,
+      "timestamps": data.timestamps})
 
 
 def _open(directory: str) -> Interactions:
@@ -129,14 +141,8 @@ def derived(entry: str, identity: dict, compute: Callable[[], dict[str, np.ndarr
     return {f[:-len(".npy")]: _mapped(os.path.join(directory, f))
             for f in sorted(os.listdir(directory))}
   arrays = compute()
-  tmp = f"{directory}.tmp-{os.getpid()}"
   try:
-    os.makedirs(tmp, exist_ok=True)
-    for array_name, value in arrays.items():
-      np.save(os.path.join(tmp, f"{array_name}.npy"), value, allow_pickle=False)
-    os.rename(tmp, directory)
+    _store(directory, arrays)
   except OSError as error:  # as in `load`: speed, not the run
-    if not os.path.isdir(directory):  # else another process stored it first
-      logging.warning("%s: derived arrays not cached (%s)", entry, error)
-    shutil.rmtree(tmp, ignore_errors=True)
+    logging.warning("%s: derived arrays not cached (%s)", entry, error)
   return arrays

@@ -163,7 +163,8 @@ def build_user_sequences(data: Interactions, *, min_item_count: int = 1,
       num_items=len(item_index), timestamps=data.timestamps)
 
 
-# Rows gathered at once: bounds the [rows, length] index array to ~64 MB.
+# Rows gathered at once: bounds the [rows, length] int64 index array
+# (27 MB at length 51).
 _CHUNK = 1 << 16
 
 
