@@ -118,7 +118,7 @@ def _source_files(scheme: str, arg: str) -> list[str] | None:
     return [inter] + [f for f in (stem + ".user", stem + ".item") if os.path.isfile(f)]
   _require(arg)
   if scheme == "parquet":
-    stem = arg[:-len(".parquet")] if arg.endswith(".parquet") else arg
+    stem = _parquet_stem(arg)
     return [arg] + [p for p in (stem + ".user.parquet", stem + ".item.parquet")
                     if os.path.isfile(p)]
   if scheme == "movielens":
@@ -161,7 +161,7 @@ def _read_recbole(arg: str) -> Interactions:
   stem = inter[:-len(".inter")]
   name = f"recbole:{os.path.basename(stem)}"
   users, items = _recbole_users(stem + ".user"), _recbole_items(stem + ".item")
-  header = [field.split(":")[0].strip() for field in (_first_line(inter) or "").split("\t")]
+  header = _header_names(_first_line(inter) or "", "\t")
   stamp = "timestamp" if "timestamp" in header else None
   fast = _arrow_interactions(name, inter, "\t", None, "user_id", "item_id", stamp, users,
                              items)
@@ -243,7 +243,7 @@ class _Atomic:
     text, lines = _read_lines(path)
     if not text:
       raise InputError(f"{path}: empty file")
-    names = tuple(field.split(":")[0].strip() for field in text[0].split("\t"))
+    names = tuple(_header_names(text[0], "\t"))
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
       raise InputError(f"{path} line 1: column {repeated[0]!r} appears more than once "
@@ -409,6 +409,11 @@ _HEADER_WORDS = {"user", "item", "user_id", "item_id", "userid", "itemid", "uid"
                  "users", "items", "sequence", "session_id", "timestamp", "rating"}
 
 
+def _header_names(line: str, delimiter: str) -> list[str]:
+  """Column names of a header line: "name" or RecBole's "name:type" fields."""
+  return [field.split(":")[0].strip() for field in line.split(delimiter)]
+
+
 def _is_header(line: str) -> bool:
   """Whether every field of `line` is a header word (a header, not data)."""
   fields = line.replace(",", " ").lower().split()
@@ -543,10 +548,15 @@ def _read_parquet(path: str) -> Interactions:
                        "timestamps")
     time = column.to_numpy().astype(np.float64)
   ids = [table[name].to_numpy(zero_copy_only=False) for name in ("user_id", "item_id")]
-  stem = path[:-len(".parquet")] if path.endswith(".parquet") else path
+  stem = _parquet_stem(path)
   return _interactions(_label("parquet", path), path, rows, *ids, time,
                        _parquet_users(stem + ".user.parquet"),
                        _parquet_items(stem + ".item.parquet"), timestamps=has_time)
+
+
+def _parquet_stem(path: str) -> str:
+  """STEM of STEM.parquet, beside which the side tables lie."""
+  return path[:-len(".parquet")] if path.endswith(".parquet") else path
 
 
 def _parquet_users(path: str) -> _Users | None:
@@ -734,7 +744,7 @@ def _arrow_table(path: str, delimiter: str, names: Sequence[str] | None,
     return None
   skip = 0
   if names is None:
-    names = [field.split(":")[0].strip() for field in first.split(delimiter)]
+    names = _header_names(first, delimiter)
     if len(set(names)) < len(names) or not set(want) <= set(names):
       return None
     skip = 1
