@@ -54,6 +54,7 @@ def base(family: str) -> ml_collections.ConfigDict:
   c.eval_all_splits = False
   c.select_metric = "ndcg@10"  # "": report the last step
   c.checkpoint_every = 500
+  c.prefetch = 1  # training batches a host thread makes ahead (seqrec.prefetch); 0: none
   c.log_every = 50
   # Devices: None = all. Item tables are padded to a multiple of vocab_multiple
   # (None: model_parallel) so they split evenly over `model_parallel` devices.

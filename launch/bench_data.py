@@ -13,16 +13,18 @@ step: "cold" with an empty data cache, "warm" with the entry the cold run
 wrote (`seqrec.data_cache`); the XLA compilation cache under --data_dir is
 warm for all but the first process. Each process reports its phases; its peak RSS
 comes from `os.wait4`. After the first step it times, over --steps steps,
-the host's part of a step (`Trainer.train_batch`: rows, gather, transfer)
-and the step itself run synchronously (wait for each step before building
-the next batch) and as the trainer runs it (two steps in flight, so the
-host builds batch k+1 while step k computes).
+the host's part of a step (`Trainer.train_batch`: rows, gather, transfer),
+the step itself run synchronously (wait for each step before building the
+next batch), and the steps as the trainer runs them (two in flight) without
+and with the prefetch thread (`seqrec.prefetch`): ms per step and how long
+the loop waits for its batch.
 
 Writes OUT/bench_data.json and OUT/bench_data.png and prints a table.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -114,14 +116,9 @@ def _child(path: str, cache_dir: str) -> dict:
     state, metrics = trainer.run_step(state, built.train, step)
     jax.block_until_ready(metrics)
   synchronous = 1e3 * (time.perf_counter() - tick) / len(steps)
-  tick, previous = time.perf_counter(), None
-  for step in steps:
-    state, metrics = trainer.run_step(state, built.train, step)
-    if previous is not None:
-      jax.block_until_ready(previous)
-    previous = metrics
-  jax.block_until_ready(previous)
-  overlapped = 1e3 * (time.perf_counter() - tick) / len(steps)
+  in_loop = {}
+  for depth in (0, 1):
+    state, in_loop[depth] = _as_trained(trainer, state, built.train, steps, depth)
   arrays = sum(np.asarray(v).nbytes for split in [built.train, *built.eval.values()]
                for v in split.values())
   return {"read_s": read - start, "build_s": build - read, "first_step_s": first - build,
@@ -130,7 +127,36 @@ def _child(path: str, cache_dir: str) -> dict:
                              / 2**20,
           "experiment_arrays_mb": arrays / 2**20, "train_rows": len(built.train["seq"]),
           "host_ms_per_step": statistics.median(host),
-          "step_ms_synchronous": synchronous, "step_ms_overlapped": overlapped}
+          "step_ms_synchronous": synchronous,
+          **{f"{key}_prefetch{depth}": value for depth, timings in in_loop.items()
+             for key, value in timings.items()}}
+
+
+def _as_trained(trainer, state, data, steps: range, depth: int) -> tuple[object, dict]:
+  """Steps run as `seqrec.trainer.train` runs them (two in flight, `depth`
+  batches made ahead): the state after them, and ms per step and the median ms
+  the loop waits for a batch."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from seqrec import prefetch  # pylint: disable=g-import-not-at-top
+
+  waits, previous = [], None
+  batches = prefetch.ahead(functools.partial(trainer.train_batch, data), steps, depth)
+  start = time.perf_counter()
+  with contextlib.closing(batches):
+    for _ in steps:
+      tick = time.perf_counter()
+      batch = next(batches)
+      waits.append(1e3 * (time.perf_counter() - tick))
+      state, metrics = trainer.run_batch(state, batch)
+      if previous is not None:
+        jax.block_until_ready(previous)
+      previous = metrics
+  jax.block_until_ready(previous)
+  return state, {"step_ms": 1e3 * (time.perf_counter() - start) / len(steps),
+                 "host_wait_ms": statistics.median(waits)}
 
 
 def _measure(path: str, cache_dir: str) -> dict:
@@ -198,8 +224,10 @@ def main(argv: list[str]) -> None:
           f"{cold['first_step_s']:.1f}), peak {cold['peak_rss_mb']:7.0f} MB = "
           f"{cold['peak_rss_mb'] / cold['interactions_mb']:.1f}x the interactions; warm "
           f"{warm['to_first_step_s']:5.1f} s, peak {warm['peak_rss_mb']:7.0f} MB; host "
-          f"{cold['host_ms_per_step']:.2f} ms/step, step {cold['step_ms_synchronous']:.1f} "
-          f"ms synchronous, {cold['step_ms_overlapped']:.1f} ms overlapped", flush=True)
+          f"{cold['host_ms_per_step']:.2f} ms/step, the loop waits {cold['host_wait_ms_prefetch0']:.2f} "
+          f"ms for it without prefetch, {cold['host_wait_ms_prefetch1']:.2f} ms with; step "
+          f"{cold['step_ms_synchronous']:.1f} ms synchronous, {cold['step_ms_prefetch0']:.1f} "
+          f"ms as trained, {cold['step_ms_prefetch1']:.1f} ms with prefetch", flush=True)
   from seqrec import benchmark  # pylint: disable=g-import-not-at-top
   benchmark.write_report(_OUT.value, "bench_data",
                          {"rows": rows, "repeats": _REPEATS.value, "steps": _STEPS.value,

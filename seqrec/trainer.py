@@ -9,6 +9,7 @@ latest checkpoint in `config.workdir`. Batches are a pure function of
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -24,8 +25,8 @@ from absl import logging
 from flax import struct
 from jax.sharding import Mesh
 
-from seqrec import (bucketing, checkpoint, mesh as mesh_lib, optim, packing, preemption,
-                    workdir as workdir_lib)
+from seqrec import (bucketing, checkpoint, mesh as mesh_lib, optim, packing, prefetch,
+                    preemption, workdir as workdir_lib)
 from seqrec.errors import InputError, TrainingError
 from seqrec.task import Arrays, Task
 from seqrec.writer import MetricWriter
@@ -55,6 +56,8 @@ class TrainConfig:
   # Batches of similar-length rows at the width of their longest (`bucketing`);
   # only for a task whose model allows it (`Task.padding_invariant`).
   bucket_lengths: bool = False
+  # Training batches a host thread makes ahead of their step (`prefetch`); 0: none.
+  prefetch: int = 1
 
 
 @struct.dataclass
@@ -106,10 +109,11 @@ class Trainer:
   def __init__(self, task: Task, config: TrainConfig):
     check_task(task, config)
     self.task, self.config = task, config
-    # (a "seq" array, its rows' buckets) and (that array, epoch, its order):
-    # computed once per array and epoch, not per step. Holding the array
-    # itself, not its id, so a new array can never match a stale entry.
-    self._buckets: tuple[np.ndarray, np.ndarray] | None = None
+    # id -> (a "seq" array, its rows' buckets), and (the training "seq", epoch,
+    # its order): computed once per array and epoch, not per step. Holding the
+    # array itself, so a new array with a reused id never matches a stale
+    # entry. Read and replaced whole: the prefetch thread and evaluation share them.
+    self._buckets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     self._order: tuple[np.ndarray, int, np.ndarray] | None = None
     self.mesh: Mesh = mesh_lib.make_mesh(config.num_devices, config.model_parallel)
     mesh_lib.check_batch_size(config.batch_size, self.mesh)
@@ -201,15 +205,22 @@ class Trainer:
     The mesh is in context while the step traces, so the tasks' sharding
     constraints (`mesh_lib.constrain_items`) resolve against it.
     """
-    batch = self.train_batch(data, step)
+    return self.run_batch(state, self.train_batch(data, step))
+
+  def run_batch(self, state: TrainState, batch: dict[str, jax.Array]
+                ) -> tuple[TrainState, dict]:
+    """One training step on `batch` (`train_batch` of its step)."""
     with jax.set_mesh(self.mesh):
       return self.train_step(state, batch)
 
   def row_buckets(self, seq: np.ndarray) -> np.ndarray:
-    """`bucketing.buckets(seq)`, computed once per array."""
-    if self._buckets is None or self._buckets[0] is not seq:
-      self._buckets = (seq, bucketing.buckets(seq))
-    return self._buckets[1]
+    """`bucketing.buckets(seq)`, computed once per array (training and
+    evaluation arrays each keep theirs)."""
+    entry = self._buckets.get(id(seq))
+    if entry is None or entry[0] is not seq:
+      entry = (seq, bucketing.buckets(seq))
+      self._buckets = {**self._buckets, id(seq): entry}
+    return entry[1]
 
   def batch_rows(self, data: Arrays, step: int) -> np.ndarray:
     """Rows of the global batch of `step`: `batch_indices`, or with
@@ -219,10 +230,11 @@ class Trainer:
       return batch_indices(num_rows, size, self.config.seed, step)
     epoch, index = divmod(step, steps_per_epoch(num_rows, size))
     buckets = self.row_buckets(data["seq"])
-    if self._order is None or self._order[0] is not data["seq"] or self._order[1] != epoch:
-      self._order = (data["seq"], epoch,
-                     bucketing.epoch_order(buckets, size, self.config.seed, epoch))
-    return self._order[2][index * size:(index + 1) * size]
+    order = self._order
+    if order is None or order[0] is not data["seq"] or order[1] != epoch:
+      order = (data["seq"], epoch, bucketing.epoch_order(buckets, size, self.config.seed, epoch))
+      self._order = order
+    return order[2][index * size:(index + 1) * size]
 
   def cut(self, data: Arrays, rows: np.ndarray) -> Arrays:
     """`data` at `rows`; with `bucket_lengths`, "seq" without the columns
@@ -363,10 +375,13 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
   last_metrics = {k: v for k, v in last_record.items()
                   if k not in TIMINGS + THROUGHPUT}
   window_start, window_step = time.perf_counter(), start
-  with preemption.notice() as preempted:
-    for step in range(start, config.num_steps):
+  steps = range(start, config.num_steps)
+  batches = prefetch.ahead(functools.partial(trainer.train_batch, train_data), steps,
+                           config.prefetch)
+  with preemption.notice() as preempted, contextlib.closing(batches):
+    for step, batch in zip(steps, batches):
       tick = time.perf_counter()
-      state, metrics = trainer.run_step(state, train_data, step)
+      state, metrics = trainer.run_batch(state, batch)
       if history:
         # At most two steps in flight: a stop (SIGTERM) waits for one more step,
         # not for however many the host had dispatched ahead.

@@ -27,10 +27,11 @@ ITEMS_FILE = "items.npy"
 RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = ".lock"
-# Keys a rerun may change: the schedule may grow; the device count is hardware
-# (checkpoints restore on any number of devices).
+# Keys a rerun may change: the schedule may grow; the device count and the
+# prefetch depth are how it runs, not what (checkpoints restore on any number
+# of devices, and batches do not depend on the prefetch).
 GROWABLE = ("num_steps", "num_epochs")
-HARDWARE = ("num_devices",)
+HARDWARE = ("num_devices", "prefetch")
 # Keys added after workdirs were written, with the value that does what those
 # runs did: an older config.json without the key means that value.
 ADDED = {"bucket_lengths": False}
