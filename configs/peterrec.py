@@ -11,6 +11,11 @@ Presets:
                        lr 1e-3, 10 epochs, the best validation accuracy (every epoch).
   ml100k_crossdomain   the same on crossdomain, selected by NDCG@10 (every ~epoch),
                        with the reference's 99 uniform negatives beside full ranking.
+  ml100k_labels        the label-fraction study (`launch.label_study`), profile tasks:
+                       5-fold cross-validation over users, batch 16, a fixed 300
+                       steps whatever the fraction, validated every 30.
+  ml100k_labels_crossdomain   the same on crossdomain: batch 32, 400 steps,
+                       validated every 40, selected by NDCG@10.
   tiny     seconds-long settings for tests.
 """
 
@@ -49,10 +54,21 @@ def get_config(arg: str | None = None):
       c.protocol.sampled = "uniform:99"  # the reference's sampled protocol
       c.select_metric = "ndcg@10"
       c.eval_every = 178  # about one epoch (5,700 training examples / 32)
+  elif arg in ("ml100k_labels", "ml100k_labels_crossdomain"):
+    # A fixed step budget, not epochs: 5% of the labels would otherwise get 20x
+    # fewer updates than all of them; validation picks the step either way.
+    c.folds = 5
+    c.batch_size, c.num_steps, c.eval_every = 16, 300, 30
+    c.checkpoint_every = 0
+    if arg == "ml100k_labels_crossdomain":
+      c.task = "crossdomain"
+      c.select_metric = "ndcg@10"
+      c.batch_size, c.num_steps, c.eval_every = 32, 400, 40
   elif arg == "tiny":
     base.tiny(c)
     c.max_len = 10
     c.select_metric = ""
   elif arg:
-    raise ValueError(f"configs/peterrec.py: unknown preset {arg!r} (ml100k, ml100k_crossdomain, tiny)")
+    raise ValueError(f"configs/peterrec.py: unknown preset {arg!r} (ml100k, ml100k_crossdomain, "
+                     "ml100k_labels, ml100k_labels_crossdomain, tiny)")
   return c

@@ -302,6 +302,15 @@ def _eval_rows(examples: downstream.Examples, protocol: Any, split: str,
           **protocols.eval_arrays(protocol, split, examples.users, own, own, counts)}
 
 
+def majority_accuracy(train: np.ndarray, valid: np.ndarray, test: np.ndarray
+                      ) -> dict[str, float]:
+  """Accuracy on valid and test of always answering the most frequent class of
+  the labelled training users (labels int [N]): the reference no model should
+  fall below."""
+  majority = np.bincount(train).argmax()
+  return {"valid": float(np.mean(valid == majority)), "test": float(np.mean(test == majority))}
+
+
 def build(config: Any, data: Interactions) -> Experiment:
   """Fine-tuning on config.task from the pretraining workdir config.pretrained.
 
@@ -346,6 +355,12 @@ def build(config: Any, data: Interactions) -> Experiment:
   splits = (task_data.train, task_data.valid, task_data.test)
   counts = None if classify else np.bincount(
       np.concatenate([e.label for e in splits]), minlength=task_data.num_labels + 1)
+  info = {"task": config.task, "method": config.method, "data_stats": task_data.stats,
+          "patch": config.patch if patched else None,
+          "patch_dim": net.bottleneck if patched else None}
+  if classify:
+    info["majority_accuracy"] = majority_accuracy(task_data.train.label,
+                                                  task_data.valid.label, task_data.test.label)
   report = ("accuracy",) if classify else ("ndcg@10", "hr@10", *(
       f"{p.name}_hr@5" for p in protocols.parse_sampled(config.protocol.sampled)))
   return Experiment(
@@ -353,8 +368,6 @@ def build(config: Any, data: Interactions) -> Experiment:
       eval={name: _eval_rows(examples, config.protocol, name, counts)
             for name, examples in (("valid", task_data.valid), ("test", task_data.test))},
       items=np.asarray(task_data.label_names, dtype=str), report=report,
-      info={"task": config.task, "method": config.method, "data_stats": task_data.stats,
-            "patch": config.patch if patched else None,
-            "patch_dim": net.bottleneck if patched else None},
+      info=info,
       queries={"seq": sequences.left_pad(source.items, config.max_len)},
       query_ids=data.user_ids[source.users].astype(str), classes=classify)
