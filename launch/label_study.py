@@ -29,6 +29,7 @@ from absl import flags
 from configs import peterrec as peterrec_config
 from launch import common
 from seqrec import benchmark, sweep
+from seqrec.errors import InputError
 
 PRETRAINED = flags.DEFINE_string("pretrained", None, "Workdir of a nextitnet pretraining run.",
                                  required=True)
@@ -37,6 +38,8 @@ TASKS = flags.DEFINE_list("tasks", ["gender", "age", "occupation", "crossdomain"
 FRACTIONS = flags.DEFINE_list("fractions", ["0.05", "0.1", "0.25", "0.5", "1.0"],
                               "Label fractions of the training users.")
 FOLDS = flags.DEFINE_list("folds", None, "Folds to run (default: every fold of the preset).")
+SET = flags.DEFINE_string("set", "", "Overrides of both presets, 'KEY=V;KEY2=V2' (e.g. "
+                          "'num_steps=600;eval_every=60' for another step budget).")
 METHODS = flags.DEFINE_list(
     "methods", ["peterrec_serial", "peterrec_parallel", "fineall", "finecls", "finelast",
                 "scratch"], "Methods; peterrec_serial / peterrec_parallel pick the patch.")
@@ -53,7 +56,10 @@ def _task_config(task: str):
   preset = "ml100k_labels_crossdomain" if task == "crossdomain" else "ml100k_labels"
   config = peterrec_config.get_config(preset)
   config.task, config.pretrained = task, os.path.abspath(PRETRAINED.value)
-  return config
+  points = sweep.parse_grid(SET.value, "--set")
+  if len(points) != 1:
+    raise InputError(f"--set={SET.value}: give one value per key")
+  return sweep.apply(config, points[0], config.seed, "--set")
 
 
 def metric_of(task: str) -> str:

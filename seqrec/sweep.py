@@ -25,7 +25,7 @@ from seqrec.errors import InputError
 Point = tuple[tuple[str, Any], ...]  # (key, value) overrides of one grid point
 
 
-def parse_grid(spec: str) -> list[Point]:
+def parse_grid(spec: str, flag: str = "--grid") -> list[Point]:
   """'model.kind=tsc,srmn;learning_rate=1e-3,3e-3' -> the product of the axes.
 
   Values are Python literals where they parse as one (3, 0.5, True, (1, 2)),
@@ -35,7 +35,7 @@ def parse_grid(spec: str) -> list[Point]:
   for axis in filter(None, (a.strip() for a in spec.split(";"))):
     key, sep, values = axis.partition("=")
     if not sep or not key or not values:
-      raise InputError(f"--grid: {axis!r} is not KEY=V1,V2,...")
+      raise InputError(f"{flag}: {axis!r} is not KEY=V1,V2,...")
     axes.append([(key.strip(), _literal(v.strip())) for v in values.split(",")])
   return [tuple(point) for point in itertools.product(*axes)]
 
@@ -53,8 +53,8 @@ def name(point: Point, seed: int) -> str:
   return ",".join(parts).replace("/", "_").replace(" ", "")
 
 
-def apply(config: ml_collections.ConfigDict, point: Point,
-          seed: int) -> ml_collections.ConfigDict:
+def apply(config: ml_collections.ConfigDict, point: Point, seed: int,
+          flag: str = "--grid") -> ml_collections.ConfigDict:
   """A copy of `config` with the point's overrides and the seed.
 
   Raises:
@@ -67,7 +67,7 @@ def apply(config: ml_collections.ConfigDict, point: Point,
     for part in parents:
       node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-      raise InputError(f"--grid: the config has no key {key!r}")
+      raise InputError(f"{flag}: the config has no key {key!r}")
     node[leaf] = tuple(value) if isinstance(node[leaf], tuple) else value
   return config
 
