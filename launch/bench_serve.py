@@ -33,7 +33,7 @@ from absl import app, flags  # noqa: E402
 from chunkmnr_jax import family as mnr_family, models  # noqa: E402
 from peterrec_jax import benchmark as ft_benchmark, finetune, nextitnet, serve  # noqa: E402
 from seqrec import benchmark, next_item, optim, recommend  # noqa: E402
-from seqrec.task import Experiment  # noqa: E402
+from seqrec.task import Experiment, Queries  # noqa: E402
 
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
 _CATALOGS = flags.DEFINE_list("catalogs", ["10000", "100000", "1000000"], "Items.")
@@ -55,7 +55,7 @@ def _gru4rec(num_items: int, users: int) -> recommend.Recommender:
   seq = rng.integers(1, num_items + 1, (users, LENGTH)).astype(np.int32)
   items = np.array([""] + [f"i{i}" for i in range(1, num_items + 1)])
   built = Experiment(task=task, train={}, eval={}, items=items, report=(),
-                     queries={"seq": seq}, query_ids=np.arange(users).astype(str))
+                     make_queries=lambda: Queries(seq, np.arange(users).astype(str)))
   params = jax.device_get(task.init(jax.random.key(0)))
   return recommend.Recommender(ml_collections.ConfigDict({"family": "cmnrec"}), built,
                                params, items)
@@ -65,7 +65,7 @@ def recommend_records(catalogs, devices, users, batch_size, k, repeats):
   records = []
   for num_items in catalogs:
     model = _gru4rec(num_items, users)
-    seq = model.built.queries["seq"]
+    seq = model.built.queries.seq
     for count in devices:
       for split in sorted({1, count}):
         streamer = recommend.Streamer(model, k=k, batch_size=batch_size,

@@ -60,7 +60,7 @@ def queries(model: recommend.Recommender) -> tuple[np.ndarray, np.ndarray, list 
     index = recommend.item_index(model.items)
     return (np.array([row[0] for row in rows]), seq,
             [np.array([index[i] for i in h], np.int32) for h in histories])
-  ids, seq, seen = built.query_ids, built.queries["seq"], built.seen
+  ids, seq, seen = built.queries.ids, built.queries.seq, built.queries.seen
   if USERS.value:
     wanted = _lines(USERS.value, "--users")
     position = {user: row for row, user in enumerate(ids)}

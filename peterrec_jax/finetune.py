@@ -34,7 +34,7 @@ from seqrec import (checkpoint, losses, mesh, metrics, next_item, protocols, seq
                     workdir)
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
-from seqrec.task import Batch, Experiment, Params, Task
+from seqrec.task import Batch, Experiment, Params, Queries, Task
 
 KINDS = ("classification", "recommendation")
 POOLINGS = ("cls", "mean")
@@ -369,5 +369,6 @@ def build(config: Any, data: Interactions) -> Experiment:
             for name, examples in (("valid", task_data.valid), ("test", task_data.test))},
       items=np.asarray(task_data.label_names, dtype=str), report=report,
       info=info,
-      queries={"seq": sequences.left_pad(source.items, config.max_len)},
-      query_ids=data.user_ids[source.users].astype(str), classes=classify)
+      make_queries=lambda: Queries(sequences.left_pad(source.items, config.max_len),
+                                   data.user_ids[source.users].astype(str)),
+      classes=classify)

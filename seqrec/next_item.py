@@ -23,7 +23,7 @@ import numpy as np
 from seqrec import data_cache, losses, metrics, packing, protocols, sequences
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
-from seqrec.task import Arrays, Batch, Experiment, ParamRules, Params, Task
+from seqrec.task import Arrays, Batch, Experiment, ParamRules, Params, Queries, Task
 
 LOSSES = ("full", "sampled", "bce")
 SPLITS = ("leave_one_out", "random", "global_time")
@@ -249,9 +249,13 @@ def experiment(task: Task, data: Interactions, seqs: sequences.UserSequences,
                splits: sequences.Splits, protocol: Any) -> Experiment:
   """The `Experiment` of a next-item family on `splits` of `seqs`, its
   evaluation rows carrying the arrays of `protocol` (config.protocol)."""
-  counts = np.bincount(seqs.flat, minlength=seqs.num_items + 1)
+  counts = None
+  if protocols.adds_arrays(protocol):  # else no per-user histories are gathered
+    counts = np.bincount(seqs.flat, minlength=seqs.num_items + 1)
 
   def rows(name: str, split: sequences.Split) -> Arrays:
+    if counts is None:
+      return {"seq": split.seqs}
     positions = seqs.position(split.users)
     return {"seq": split.seqs, **protocols.eval_arrays(
         protocol, name, split.users,
@@ -265,5 +269,5 @@ def experiment(task: Task, data: Interactions, seqs: sequences.UserSequences,
       info={"data": {"dataset": data.name, "items": seqs.num_items,
                      "users": len(seqs.users), "train_rows": len(splits.train),
                      "valid_rows": len(splits.valid), "test_rows": len(splits.test)}},
-      queries={"seq": seqs.tails(splits.train.seqs.shape[1] - 1)},
-      query_ids=data.user_ids[seqs.users].astype(str), seen=seqs.items)
+      make_queries=lambda: Queries(seqs.tails(splits.train.seqs.shape[1] - 1),
+                                   data.user_ids[seqs.users].astype(str), seqs.items))

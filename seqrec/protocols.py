@@ -163,9 +163,14 @@ def eval_arrays(protocol: Any, split: str, users: np.ndarray,
   return out
 
 
+def adds_arrays(protocol: Any) -> bool:
+  """Whether config.protocol adds arrays to the evaluation rows (`eval_arrays`)."""
+  return bool(protocol.exclude_seen or parse_sampled(protocol.sampled))
+
+
 def check(protocol: Any, ranks_items: bool, setting: str) -> None:
   """Refuses a protocol on a task that does not rank items (`setting` names it)."""
-  if not ranks_items and (protocol.exclude_seen or parse_sampled(protocol.sampled)):
+  if not ranks_items and adds_arrays(protocol):
     raise InputError(f"config.protocol ranks items; {setting} classifies users: "
                      "leave config.protocol.exclude_seen and .sampled unset")
 

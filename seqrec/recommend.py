@@ -46,7 +46,7 @@ class Recommender:
 
   @property
   def input_length(self) -> int:
-    return self.built.queries["seq"].shape[1]
+    return self.built.queries.seq.shape[1]
 
 
 def load(workdir: str) -> Recommender:

@@ -13,7 +13,8 @@ data splits, the raw item vocabulary a workdir keeps, and what to print.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+import functools
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -70,6 +71,22 @@ class Task:
 
 
 @dataclasses.dataclass(frozen=True)
+class Queries:
+  """Every user of a dataset, ready for recommendations.
+
+  Attributes:
+    seq: int32 [U, L]: each user's latest history as `Task.score` reads it.
+    ids: str [U]: the raw user id of each row.
+    seen: one int array per row: every column the user already has (its whole
+      history), for recommendations that leave them out; None: not kept.
+  """
+
+  seq: np.ndarray
+  ids: np.ndarray
+  seen: Sequence[np.ndarray] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
   """What a family's `build(config, data)` returns.
 
@@ -82,11 +99,9 @@ class Experiment:
       maps scores back to raw ids without the data.
     report: metric keys the one-line summary prints.
     info: extra results.json fields (data statistics).
-    queries: {"seq": int32 [U, L]}: every user's latest history as
-      `Task.score` reads it, for recommendations to the dataset's users.
-    query_ids: str [U]: the raw user id of each row of `queries`.
-    seen: one int array per row of `queries`: every column the user already
-      has (its whole history), for recommendations that leave them out.
+    make_queries: builds the `Queries` of the dataset's users, when
+      `queries` is first read. A training run never reads them: at millions
+      of users they cost seconds and hundreds of MB.
     classes: `Task.score` scores classes (a profile task), not items; `items`
       then holds the class names.
   """
@@ -97,7 +112,10 @@ class Experiment:
   items: np.ndarray
   report: tuple[str, ...]
   info: dict[str, Any] = dataclasses.field(default_factory=dict)
-  queries: Arrays | None = None
-  query_ids: np.ndarray | None = None
-  seen: list[np.ndarray] | None = None
+  make_queries: Callable[[], Queries] | None = None
   classes: bool = False
+
+  @functools.cached_property
+  def queries(self) -> Queries | None:
+    """The dataset's users as recommendation queries (None: the family has none)."""
+    return None if self.make_queries is None else self.make_queries()

@@ -38,8 +38,8 @@ def test_a_mixed_batch_gives_what_each_task_gives_alone(workdirs):
   rng = np.random.default_rng(0)
   seqs, ids, rows = [], [], []
   for task_id, model in enumerate(tasks.models):
-    picked = rng.choice(len(model.built.queries["seq"]), 5, replace=False)
-    seqs.append(model.built.queries["seq"][picked])
+    picked = rng.choice(len(model.built.queries.seq), 5, replace=False)
+    seqs.append(model.built.queries.seq[picked])
     ids += [task_id] * 5
     rows.append(picked)
   order = rng.permutation(15)  # users of different tasks interleaved

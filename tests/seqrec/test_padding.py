@@ -33,7 +33,7 @@ def _scores(family, overrides, width):
   keys = jax.random.split(jax.random.key(1), len(leaves))
   params = jax.tree.unflatten(tree, [x + 0.1 * jax.random.normal(k, x.shape, x.dtype)
                                      for x, k in zip(leaves, keys)])
-  history = built.queries["seq"][:8]
+  history = built.queries.seq[:8]
   real = int((history != 0).sum(axis=1).max())
   assert real < history.shape[1] - width  # enough padding to drop
   trimmed = history[:, history.shape[1] - real - width:]

@@ -89,8 +89,8 @@ def test_every_model_is_scored_against_the_same_negatives_outside_the_history():
       np.testing.assert_array_equal(first.eval[split][key], second.eval[split][key])
   # Test rows are the users in order (every synthetic user has >= 2 items).
   test = first.eval["test"]
-  assert len(test["seq"]) == len(first.seen)
-  for row, items in enumerate(first.seen):
+  assert len(test["seq"]) == len(first.queries.seen)
+  for row, items in enumerate(first.queries.seen):
     for key in ("negatives_uniform20", "negatives_popularity10"):
       assert not set(test[key][row]) & set(items)  # never anything the user had
     history = test["history"][row]

@@ -47,7 +47,7 @@ def workdirs(tmp_path_factory):
 
 def _top(model, k, exclude_seen=False, **mesh):
   out = [(s, c) for _, s, c in recommend.stream(
-      model, model.built.queries["seq"], model.built.seen, k=k,
+      model, model.built.queries.seq, model.built.queries.seen, k=k,
       exclude_seen=exclude_seen, batch_size=16, **mesh)]
   return np.concatenate([s for s, _ in out]), np.concatenate([c for _, c in out])
 
@@ -76,7 +76,7 @@ def test_ties_rank_by_lower_item_on_any_mesh(workdirs):
 def test_exclude_seen_leaves_out_the_whole_history(workdirs):
   model = recommend.load(workdirs["sasrec"])
   _, columns = _top(model, 10, exclude_seen=True, num_devices=8, model_parallel=4)
-  for row, seen in enumerate(model.built.seen):
+  for row, seen in enumerate(model.built.queries.seen):
     assert not set(columns[row]) & set(seen.tolist()), row
 
 
@@ -97,7 +97,7 @@ def test_split_top_k_never_gathers_the_score_matrix(workdirs):
 def test_exported_model_gives_the_in_process_scores(workdirs, family, tmp_path):
   model = recommend.load(workdirs[family])
   export.export(model, str(tmp_path / "export"))
-  seq = model.built.queries["seq"][:7]
+  seq = model.built.queries.seq[:7]
   np.save(tmp_path / "queries.npy", seq)
   # -I: no project on the path, no user site; only the venv's jax and numpy.
   result = subprocess.run([sys.executable, "-I", str(tmp_path / "export" / "load.py"),
@@ -116,7 +116,7 @@ def test_exported_model_gives_the_in_process_scores(workdirs, family, tmp_path):
 def test_exported_top_k_matches_the_streamed_lists(workdirs, tmp_path):
   model = recommend.load(workdirs["caser"])
   exported = export.export(model, str(tmp_path), top_k=4)
-  seq = model.built.queries["seq"]
+  seq = model.built.queries.seq
   scores, columns = exported.call(seq)
   want_scores, want_columns = _top(model, 4, num_devices=1)
   np.testing.assert_array_equal(columns, want_columns)
