@@ -55,6 +55,11 @@ def base(family: str) -> ml_collections.ConfigDict:
   c.select_metric = "ndcg@10"  # "": report the last step
   c.checkpoint_every = 500
   c.prefetch = 1  # training batches a host thread makes ahead (seqrec.prefetch); 0: none
+  # >1: the training rows in this many contiguous shards, each batch taking
+  # batch_size/row_shards rows of each, so each process of a multi-process run
+  # reads only its shards (set a multiple of the process count). Other batches
+  # than 1, the same ones on any number of processes.
+  c.row_shards = 1
   c.log_every = 50
   # Devices: None = all. Item tables are padded to a multiple of vocab_multiple
   # (None: model_parallel) so they split evenly over `model_parallel` devices.

@@ -11,8 +11,10 @@ file, builds a GRU4Rec experiment on it (leave-one-out, max_len 51, batch
 32, 256 sampled negatives, full-ranking evaluation rows) and runs the first training
 step: "cold" with an empty data cache, "warm" with the entry the cold run
 wrote (`seqrec.data_cache`); the XLA compilation cache under --data_dir is
-warm for all but the first process. Each process reports its phases; its peak RSS
-comes from `os.wait4`. After the first step it times, over --steps steps,
+warm for all but the first process; "warm_2_processes" is a warm run of two
+processes on this machine (one CPU device each, `config.row_shards=2`, so each
+reads only its half of the training rows). Each process reports its phases; its
+peak RSS comes from `os.wait4` (of two processes, the larger). After the first step it times, over --steps steps,
 the host's part of a step (`Trainer.train_batch`: rows, gather, transfer),
 the step itself run synchronously (wait for each step before building the
 next batch), and the steps as the trainer runs them (two in flight) without
@@ -28,6 +30,7 @@ import functools
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +48,9 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Cold and warm processes per size 
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps after the first.")
 _CHILD = flags.DEFINE_string("child", None, "Internal: measure this file, print JSON.")
 _CHILD_CACHE = flags.DEFINE_string("child_cache", "", "Internal: the child's data cache.")
+_CHILD_PROCESSES = flags.DEFINE_integer("child_processes", 1, "Internal: processes of the run.")
+_CHILD_ID = flags.DEFINE_integer("child_id", 0, "Internal: this child's process id.")
+_CHILD_COORDINATOR = flags.DEFINE_string("child_coordinator", "", "Internal: host:port.")
 
 _USERS_PER = 84  # interactions per user, on average
 _ITEMS = 20_000
@@ -82,15 +88,18 @@ def _child(path: str, cache_dir: str) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from configs import cmnrec  # pylint: disable=g-import-not-at-top
-  from seqrec import experiment, registry, sources  # pylint: disable=g-import-not-at-top
+  from seqrec import distributed, experiment, registry, sources  # pylint: disable=g-import-not-at-top
   from seqrec.trainer import Trainer  # pylint: disable=g-import-not-at-top
+
+  distributed.initialize(_CHILD_COORDINATOR.value or None, _CHILD_PROCESSES.value,
+                         _CHILD_ID.value)
 
   # The step's compile is not the data path: every child after the first finds it here.
   jax.config.update("jax_compilation_cache_dir", os.path.join(_DATA_DIR.value, "xla"))
   config = cmnrec.get_config()
   # A cheap step (sampled softmax, small batch): the data path is what is measured.
   config.update(dict(dataset=f"sasrec:{path}", batch_size=32, loss="sampled",
-                     num_negatives=256, select_metric=""))
+                     num_negatives=256, select_metric="", row_shards=_CHILD_PROCESSES.value))
   config.model.update(dict(kind="gru4rec", embed_dim=64, hidden=128, dropout=0.3))
   baseline = _rss_mb()
   start = time.perf_counter()
@@ -159,18 +168,28 @@ def _as_trained(trainer, state, data, steps: range, depth: int) -> tuple[object,
                  "host_wait_ms": statistics.median(waits)}
 
 
-def _measure(path: str, cache_dir: str) -> dict:
-  """One child process: its report and its peak RSS."""
+def _measure(path: str, cache_dir: str, processes: int = 1) -> dict:
+  """One run of `processes` child processes (one CPU device each, the
+  training rows in as many shards, `TrainConfig.row_shards`): process 0's
+  report, with the largest peak RSS of the processes."""
   command = [sys.executable, "-m", "launch.bench_data", f"--child={path}",
              f"--child_cache={cache_dir}", f"--steps={_STEPS.value}",
-             f"--data_dir={_DATA_DIR.value}"]
-  process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-  out = process.stdout.read()
-  _, status, usage = os.wait4(process.pid, 0)
-  if status:
-    raise RuntimeError(f"{' '.join(command)} failed with status {status}")
-  report = json.loads(out.strip().splitlines()[-1])
-  report["peak_rss_mb"] = usage.ru_maxrss / 1024
+             f"--data_dir={_DATA_DIR.value}", f"--child_processes={processes}"]
+  if processes > 1:
+    with socket.socket() as s:
+      s.bind(("127.0.0.1", 0))
+      command.append(f"--child_coordinator=127.0.0.1:{s.getsockname()[1]}")
+  children = [subprocess.Popen(command + [f"--child_id={i}"], stdout=subprocess.PIPE, text=True)
+              for i in range(processes)]
+  outs = [child.stdout.read() for child in children]
+  peaks = []
+  for child in children:
+    _, status, usage = os.wait4(child.pid, 0)
+    if status:
+      raise RuntimeError(f"{' '.join(command)} failed with status {status}")
+    peaks.append(usage.ru_maxrss / 1024)
+  report = json.loads(outs[0].strip().splitlines()[-1])
+  report["peak_rss_mb"] = max(peaks)
   return report
 
 
@@ -209,11 +228,12 @@ def main(argv: list[str]) -> None:
     if not os.path.exists(path):
       _generate(size, path)
     cache_dir = os.path.join(_DATA_DIR.value, "cache")
-    runs = {"cold": [], "warm": []}
+    runs = {"cold": [], "warm": [], "warm_2_processes": []}
     for _ in range(_REPEATS.value):
       shutil.rmtree(cache_dir, ignore_errors=True)
       runs["cold"].append(_measure(path, cache_dir))
       runs["warm"].append(_measure(path, cache_dir))
+      runs["warm_2_processes"].append(_measure(path, cache_dir, processes=2))
     row = {"interactions": size,
            **{cache: {key: statistics.median(r[key] for r in reports) for key in reports[0]}
               for cache, reports in runs.items()}}
@@ -227,7 +247,9 @@ def main(argv: list[str]) -> None:
           f"{cold['host_ms_per_step']:.2f} ms/step, the loop waits {cold['host_wait_ms_prefetch0']:.2f} "
           f"ms for it without prefetch, {cold['host_wait_ms_prefetch1']:.2f} ms with; step "
           f"{cold['step_ms_synchronous']:.1f} ms synchronous, {cold['step_ms_prefetch0']:.1f} "
-          f"ms as trained, {cold['step_ms_prefetch1']:.1f} ms with prefetch", flush=True)
+          f"ms as trained, {cold['step_ms_prefetch1']:.1f} ms with prefetch; 2 processes, "
+          f"warm: peak {row['warm_2_processes']['peak_rss_mb']:.0f} MB per process = "
+          f"{row['warm_2_processes']['peak_rss_mb'] / warm['peak_rss_mb']:.2f}x one", flush=True)
   from seqrec import benchmark  # pylint: disable=g-import-not-at-top
   benchmark.write_report(_OUT.value, "bench_data",
                          {"rows": rows, "repeats": _REPEATS.value, "steps": _STEPS.value,

@@ -83,7 +83,8 @@ def train_config(config: ml_collections.ConfigDict, workdir: str,
       eval_batch_size=config.eval_batch_size, eval_all_splits=config.eval_all_splits,
       select_metric=config.select_metric or None, num_devices=config.num_devices,
       model_parallel=config.model_parallel, pack_targets=config.pack_targets,
-      bucket_lengths=config.bucket_lengths, prefetch=config.prefetch)
+      bucket_lengths=config.bucket_lengths, prefetch=config.prefetch,
+      row_shards=config.row_shards)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> tuple[dict[str, Any], str]:

@@ -160,10 +160,17 @@ def global_batch(local_rows: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax
           for k, v in local_rows.items()}
 
 
+def every_process_rows(batch_size: int, mesh: Mesh) -> dict[int, np.ndarray]:
+  """Process index -> the rows of a global batch that process feeds, in the
+  order `global_batch` expects: those its devices hold, whatever the device order."""
+  blocks: dict[int, set[range]] = {}
+  for device, index in batch_sharding(mesh).devices_indices_map((batch_size,)).items():
+    blocks.setdefault(device.process_index, set()).add(range(batch_size)[index[0]])
+  return {process: np.concatenate([np.arange(b.start, b.stop)  # replicas deduplicated
+                                   for b in sorted(ranges, key=lambda b: b.start)])
+          for process, ranges in blocks.items()}
+
+
 def process_rows(batch_size: int, mesh: Mesh) -> np.ndarray:
-  """The rows of a global batch that this process feeds, in the order
-  `global_batch` expects: those its devices hold, whatever the device order."""
-  indices = batch_sharding(mesh).addressable_devices_indices_map((batch_size,))
-  shards = {range(batch_size)[index[0]] for index in indices.values()}  # dedup replicas
-  return np.concatenate([np.arange(s.start, s.stop)
-                         for s in sorted(shards, key=lambda s: s.start)])
+  """The rows of a global batch that this process feeds (`every_process_rows`)."""
+  return every_process_rows(batch_size, mesh)[jax.process_index()]

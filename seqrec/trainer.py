@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from absl import logging
 from flax import struct
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from seqrec import (bucketing, checkpoint, mesh as mesh_lib, optim, packing, prefetch,
@@ -58,6 +59,11 @@ class TrainConfig:
   bucket_lengths: bool = False
   # Training batches a host thread makes ahead of their step (`prefetch`); 0: none.
   prefetch: int = 1
+  # The training rows cut into this many contiguous shards, every batch taking
+  # batch_size / row_shards rows of each: a process of a multi-process run then
+  # reads only the shards its part of the batch comes from, not rows all over
+  # the data. Other batches than row_shards=1, the same for any process count.
+  row_shards: int = 1
 
 
 @struct.dataclass
@@ -67,28 +73,46 @@ class TrainState:
   opt_state: Any
 
 
+_COUNTED_ROWS = 1 << 16  # rows `Trainer.row_positions` counts at once: small temporaries
+
+
+def shard_bounds(num_rows: int, shards: int) -> np.ndarray:
+  """int64 [shards + 1]: shard s holds rows bounds[s]..bounds[s+1]-1."""
+  return np.arange(shards + 1) * num_rows // shards
+
+
 @functools.lru_cache(maxsize=2)
-def _epoch_order(num_rows: int, seed: int, epoch: int) -> np.ndarray:
-  """The permutation of epoch `epoch`, made once per epoch, not once per step
-  (at 25M rows a permutation costs more than a step)."""
-  order = np.random.default_rng([seed, epoch]).permutation(num_rows)
-  order.flags.writeable = False  # shared by every step of the epoch
-  return order
+def _epoch_orders(num_rows: int, shards: int, seed: int, epoch: int) -> tuple[np.ndarray, ...]:
+  """Each shard's rows in the order of epoch `epoch`, made once per epoch, not
+  once per step (at 25M rows a permutation costs more than a step)."""
+  if shards == 1:
+    orders = [np.random.default_rng([seed, epoch]).permutation(num_rows)]
+  else:
+    bounds = shard_bounds(num_rows, shards)
+    orders = [start + np.random.default_rng([seed, epoch, shard]).permutation(stop - start)
+              for shard, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:]))]
+  for order in orders:
+    order.flags.writeable = False  # shared by every step of the epoch
+  return tuple(orders)
 
 
-def steps_per_epoch(num_rows: int, batch_size: int) -> int:
-  """Full batches in an epoch (the last partial batch is dropped)."""
+def steps_per_epoch(num_rows: int, batch_size: int, shards: int = 1) -> int:
+  """Full batches in an epoch (the last partial batch of each shard is dropped)."""
   if num_rows < batch_size:
     raise InputError(f"config.batch_size={batch_size} is larger than the {num_rows} "
                      "training sequences")
-  return num_rows // batch_size
+  return (num_rows // shards) // (batch_size // shards)
 
 
-def batch_indices(num_rows: int, batch_size: int, seed: int, step: int) -> np.ndarray:
-  """Rows of the global batch for `step`: a fresh permutation per epoch, the
-  last partial batch of an epoch dropped. A pure function of its arguments."""
-  epoch, index = divmod(step, steps_per_epoch(num_rows, batch_size))
-  return _epoch_order(num_rows, seed, epoch)[index * batch_size:(index + 1) * batch_size]
+def batch_indices(num_rows: int, batch_size: int, seed: int, step: int,
+                  shards: int = 1) -> np.ndarray:
+  """Rows of the global batch for `step`: batch_size / shards rows of each
+  shard in turn, from a fresh permutation of the shard per epoch. A pure
+  function of its arguments."""
+  epoch, index = divmod(step, steps_per_epoch(num_rows, batch_size, shards))
+  per = batch_size // shards
+  return np.concatenate([order[index * per:(index + 1) * per]
+                         for order in _epoch_orders(num_rows, shards, seed, epoch)])
 
 
 def check_task(task: Task, config: TrainConfig) -> None:
@@ -97,6 +121,13 @@ def check_task(task: Task, config: TrainConfig) -> None:
     raise InputError("config.bucket_lengths=True: this model's outputs depend on the amount "
                      "of left padding, so it cannot run at a shorter width (only SASRec and "
                      "Caser can)")
+  if config.row_shards < 1 or config.batch_size % config.row_shards:
+    raise InputError(f"config.row_shards={config.row_shards}: must be at least 1 and divide "
+                     f"config.batch_size={config.batch_size}")
+  if config.row_shards > 1 and config.bucket_lengths:
+    raise InputError(f"config.row_shards={config.row_shards} with config.bucket_lengths=True: "
+                     "a batch takes rows of every shard, so it cannot gather rows of one "
+                     "length; use one of them")
 
 
 def steps_for_epochs(num_rows: int, batch_size: int, num_epochs: float) -> int:
@@ -114,6 +145,7 @@ class Trainer:
     # array itself, so a new array with a reused id never matches a stale
     # entry. Read and replaced whole: the prefetch thread and evaluation share them.
     self._buckets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    self._positions: tuple[np.ndarray, np.ndarray] | None = None  # (training "seq", counts)
     self._order: tuple[np.ndarray, int, np.ndarray] | None = None
     self.mesh: Mesh = mesh_lib.make_mesh(config.num_devices, config.model_parallel)
     mesh_lib.check_batch_size(config.batch_size, self.mesh)
@@ -129,7 +161,8 @@ class Trainer:
                                                    task.param_rules)
     self.replicated = mesh_lib.replicated(self.mesh)
     self.batch_sharding = mesh_lib.batch_sharding(self.mesh)
-    self.local_rows = mesh_lib.process_rows(config.batch_size, self.mesh)
+    self.process_rows = mesh_lib.every_process_rows(config.batch_size, self.mesh)
+    self.local_rows = self.process_rows[jax.process_index()]
     self.eval_step = jax.jit(
         self._eval_step, in_shardings=(self.param_sharding, self.batch_sharding,
                                        self.batch_sharding),
@@ -227,7 +260,7 @@ class Trainer:
     `bucket_lengths` the batches of `bucketing.epoch_order`."""
     num_rows, size = len(next(iter(data.values()))), self.config.batch_size
     if not self.config.bucket_lengths:
-      return batch_indices(num_rows, size, self.config.seed, step)
+      return batch_indices(num_rows, size, self.config.seed, step, self.config.row_shards)
     epoch, index = divmod(step, steps_per_epoch(num_rows, size))
     buckets = self.row_buckets(data["seq"])
     order = self._order
@@ -236,29 +269,68 @@ class Trainer:
       self._order = order
     return order[2][index * size:(index + 1) * size]
 
-  def cut(self, data: Arrays, rows: np.ndarray) -> Arrays:
-    """`data` at `rows`; with `bucket_lengths`, "seq" without the columns
-    that are padding in every one of those rows."""
-    batch = {k: v[rows] for k, v in data.items()}
+  def cut(self, data: Arrays, rows: np.ndarray, local: np.ndarray) -> Arrays:
+    """The `local` positions of the batch of `rows`, read from `data`; with
+    `bucket_lengths`, "seq" without the columns that are padding in every row
+    of the whole batch (so every process cuts the same width)."""
+    batch = {k: v[rows[local]] for k, v in data.items()}
     if self.config.bucket_lengths:
       full = data["seq"].shape[1]
       width = bucketing.width(self.row_buckets(data["seq"])[rows], full)
       batch["seq"] = batch["seq"][:, full - width:]
     return batch
 
-  def train_batch(self, data: Arrays, step: int) -> dict[str, jax.Array]:
-    """The global batch of `step`, this process's rows of it on its devices.
+  def row_positions(self, seq: np.ndarray) -> np.ndarray:
+    """int [N]: `Task.loss_positions` of every row of the training `seq`, made
+    once, so a batch's packing shape needs none of the rows other processes read.
 
-    With `Task.loss_positions`, also the packing shape [G, C]: computed from
-    the whole global batch, so every process picks the same C (and, with
-    `bucket_lengths`, the same width).
+    A process counts the rows of the shards its part of the batches comes
+    from; with `row_shards` > 1 across processes, one all-gather brings the rest.
+    """
+    cached = self._positions
+    if cached is not None and cached[0] is seq:
+      return cached[1]
+    bounds = shard_bounds(len(seq), self.config.row_shards)
+    per = self.config.batch_size // self.config.row_shards
+    owned = {process: np.unique(rows // per) for process, rows in self.process_rows.items()}
+
+    def count(shards: np.ndarray) -> np.ndarray:
+      chunks = [(start, min(start + _COUNTED_ROWS, bounds[s + 1])) for s in shards
+                for start in range(bounds[s], bounds[s + 1], _COUNTED_ROWS)]
+      return np.concatenate([self.task.loss_positions({"seq": seq[start:stop]})[0]
+                             for start, stop in chunks])
+
+    mine = count(owned[jax.process_index()])
+    if all(len(shards) == self.config.row_shards for shards in owned.values()):
+      counts = mine  # every process reads every shard
+    else:
+      size = max(int(np.sum(bounds[s + 1] - bounds[s])) for s in owned.values())
+      gathered = multihost_utils.process_allgather(np.pad(mine, (0, size - len(mine))))
+      counts = np.zeros(len(seq), mine.dtype)
+      for process, shards in owned.items():
+        rows = np.concatenate([np.arange(bounds[s], bounds[s + 1]) for s in shards])
+        counts[rows] = gathered[process, :len(rows)]
+    self._positions = (seq, counts)
+    return counts
+
+  def packs(self) -> bool:
+    return self.config.pack_targets and self.task.loss_positions is not None
+
+  def train_batch(self, data: Arrays, step: int) -> dict[str, jax.Array]:
+    """The global batch of `step`: this process reads its rows of it and
+    places them on its devices.
+
+    With `Task.loss_positions`, also the packing shape [G, C]: from the
+    positions of the whole global batch (`row_positions`), so every process
+    picks the same C.
     """
     rows = self.batch_rows(data, step)
-    whole = self.cut(data, rows)
-    local = {k: v[self.local_rows] for k, v in whole.items()}
-    if self.config.pack_targets and self.task.loss_positions is not None:
+    local = self.cut(data, rows, self.local_rows)
+    if self.packs():
       groups = self.mesh.shape[mesh_lib.DATA]
-      shape = packing.shape(*self.task.loss_positions(whole), groups)
+      # The width the positions are out of: that of this batch's (cut) rows.
+      _, width = self.task.loss_positions({"seq": local["seq"][:1]})
+      shape = packing.shape(self.row_positions(data["seq"])[rows], width, groups)
       if shape is not None:
         mine = len(self.local_rows) * groups // self.config.batch_size
         local[packing.KEY] = np.zeros((mine, shape[1]), np.int8)
@@ -282,8 +354,7 @@ class Trainer:
       valid = (index < num_rows).astype(np.float32)
       # The last batch is filled up with its own first row, masked out.
       rows = order[np.where(index < num_rows, index, start)]
-      whole = self.cut(data, rows)
-      batch = mesh_lib.global_batch({k: v[local] for k, v in whole.items()}, self.mesh)
+      batch = mesh_lib.global_batch(self.cut(data, rows, local), self.mesh)
       valid = mesh_lib.global_batch({"valid": valid[local]}, self.mesh)["valid"]
       with jax.set_mesh(self.mesh):  # see `run_step`
         sums = self.eval_step(params, batch, valid)
@@ -376,6 +447,9 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
                   if k not in TIMINGS + THROUGHPUT}
   window_start, window_step = time.perf_counter(), start
   steps = range(start, config.num_steps)
+  if trainer.packs():
+    # Here, not first on the prefetch thread: it may be a collective across processes.
+    trainer.row_positions(train_data["seq"])
   batches = prefetch.ahead(functools.partial(trainer.train_batch, train_data), steps,
                            config.prefetch)
   with preemption.notice() as preempted, contextlib.closing(batches):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 from flax import traverse_util
@@ -57,13 +58,13 @@ def _finish(process, timeout=120) -> tuple[int, str]:
   return process.returncode, stderr
 
 
-def _train_in_process(workdir, num_steps):
+def _train_in_process(workdir, num_steps, row_shards=1, positions=False):
   """The same run as tiny_binary's, in one process on one device."""
   seqs = tiny.make_data()
   config = trainer.TrainConfig(workdir=str(workdir), num_steps=num_steps, batch_size=8,
                                checkpoint_every=3, log_every=1, eval_batch_size=16,
-                               num_devices=1)
-  return trainer.train(tiny.make_task(), config, {"seq": seqs},
+                               num_devices=1, row_shards=row_shards)
+  return trainer.train(tiny.make_task(positions=positions), config, {"seq": seqs},
                        {"valid": {"seq": seqs[:NUM_VALID]}})
 
 
@@ -102,6 +103,24 @@ def test_two_processes_train_like_one_and_their_checkpoint_resumes_on_one(tmp_pa
   straight, _ = _train_in_process(tmp_path / "single", RESUMED_STEPS)
   assert results["resumed_from"] == STEPS and results["num_devices"] == 1
   _assert_close(_flat(resumed.params), _flat(straight.params))
+
+
+def test_with_row_shards_each_process_reads_only_its_shard_and_trains_like_one(tmp_path):
+  multi = tmp_path / "multi"
+  for process in _start_pair(multi, "--row_shards=2", "--positions", "--record_rows"):
+    returncode, stderr = _finish(process)
+    assert returncode == 0, stderr[-3000:]
+  rows = len(tiny.make_data())
+  bounds = trainer.shard_bounds(rows, 2)
+  for index in range(2):
+    read = np.load(multi / f"rows_{index}.npy")
+    # Its own shard, all of it (its loss positions), and nothing of the other.
+    np.testing.assert_array_equal(read, np.arange(bounds[index], bounds[index + 1]))
+  single, _ = _train_in_process(tmp_path / "single", STEPS, row_shards=2, positions=True)
+  _assert_close(dict(np.load(multi / "params_0.npz")), _flat(single.params))
+  other, _ = _train_in_process(tmp_path / "unsharded", STEPS, positions=True)
+  assert any(not np.allclose(a, b) for a, b in zip(
+      jax.tree.leaves(other.params), jax.tree.leaves(single.params)))  # other batches
 
 
 def test_model_axis_across_processes_feeds_each_the_whole_batch(tmp_path):

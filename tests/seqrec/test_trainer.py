@@ -194,6 +194,8 @@ def test_frozen_parameters_do_not_move_and_have_no_optimizer_state(tmp_path):
     (dict(batch_size=12), "config.batch_size=12 is not divisible by the 8"),
     (dict(batch_size=128), "config.batch_size=128 is larger than the 64 training sequences"),
     (dict(model_parallel=3), "config.model_parallel=3 must divide the device count 8"),
+    (dict(row_shards=3), "config.row_shards=3: must be at least 1 and divide "
+                         "config.batch_size=8"),
 ])
 def test_bad_settings_fail_with_one_line(tmp_path, overrides, message):
   with pytest.raises(InputError, match=message):
@@ -309,3 +311,28 @@ def test_timings_cover_the_whole_run_after_a_resume(tmp_path):
   assert longer["train_seconds"] > first["train_seconds"]
   assert longer["compile_seconds"] > first["compile_seconds"]
   assert longer["final_train"]["loss"] != first["final_train"]["loss"]
+
+
+def test_row_shards_batches_take_equal_parts_of_every_shard_once_per_epoch():
+  rows, size, shards, seed = 103, 12, 4, 5
+  bounds = trainer.shard_bounds(rows, shards)
+  steps = trainer.steps_per_epoch(rows, size, shards)
+  assert steps == min(np.diff(bounds)) // (size // shards) == 8
+  batches = [trainer.batch_indices(rows, size, seed, step, shards) for step in range(steps)]
+  epoch = np.concatenate(batches)
+  assert len(np.unique(epoch)) == len(epoch)  # no row twice in an epoch
+  for batch in batches:
+    for shard, part in enumerate(batch.reshape(shards, -1)):
+      assert np.all((bounds[shard] <= part) & (part < bounds[shard + 1]))
+  assert not np.array_equal(batches[0], trainer.batch_indices(rows, size, seed, steps, shards))
+  # One shard is the plain per-epoch permutation, as before shards existed.
+  np.testing.assert_array_equal(trainer.batch_indices(rows, size, seed, 9),
+                                np.random.default_rng([seed, 1]).permutation(rows)[12:24])
+
+
+def test_row_positions_count_every_row_as_the_task_does():
+  seqs = tiny.make_data(num_rows=70_000)  # more than one chunk of counted rows
+  task = tiny.make_task(positions=True)
+  for shards in (1, 2):
+    loop = trainer.Trainer(task, _config("", row_shards=shards, num_devices=2))
+    np.testing.assert_array_equal(loop.row_positions(seqs), task.loss_positions({"seq": seqs})[0])

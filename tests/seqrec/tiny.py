@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqrec import losses, metrics
+from seqrec import losses, metrics, next_item
 from seqrec.task import Task
 
 NUM_ITEMS = 30
@@ -33,7 +33,9 @@ class Bigram(nn.Module):
     return nn.tanh(nn.Dense(self.dim, name="hidden")(h))
 
 
-def make_task(num_items: int = NUM_ITEMS) -> Task:
+def make_task(num_items: int = NUM_ITEMS, positions: bool = False) -> Task:
+  """With `positions`, the task reports its loss positions (`Task.loss_positions`),
+  so the trainer computes a packing shape for every batch (the loss ignores it)."""
   model = Bigram(num_items)
   dim = model.dim
 
@@ -61,7 +63,8 @@ def make_task(num_items: int = NUM_ITEMS) -> Task:
     scores = losses.logits(hidden[:, 0], kernel, bias)
     return metrics.full_ranking(scores, batch["seq"][:, -1])
 
-  return Task(init=init, loss=loss, evaluate=evaluate)
+  return Task(init=init, loss=loss, evaluate=evaluate,
+              loss_positions=next_item.shift_positions if positions else None)
 
 
 def make_data(num_rows: int = 64, seed: int = 0) -> np.ndarray:
