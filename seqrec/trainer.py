@@ -298,7 +298,7 @@ class Trainer:
       chunks = [(start, min(start + _COUNTED_ROWS, bounds[s + 1])) for s in shards
                 for start in range(bounds[s], bounds[s + 1], _COUNTED_ROWS)]
       return np.concatenate([self.task.loss_positions({"seq": seq[start:stop]})[0]
-                             for start, stop in chunks])
+                             for start, stop in chunks]).astype(np.int32)
 
     mine = count(owned[jax.process_index()])
     if all(len(shards) == self.config.row_shards for shards in owned.values()):
@@ -314,6 +314,7 @@ class Trainer:
     return counts
 
   def packs(self) -> bool:
+    """Whether training batches carry a packing shape (`seqrec.packing`)."""
     return self.config.pack_targets and self.task.loss_positions is not None
 
   def train_batch(self, data: Arrays, step: int) -> dict[str, jax.Array]:
