@@ -1,5 +1,6 @@
 """The shared training loop: data parallel equivalence, resume, NaN guard, freezing."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -336,3 +337,11 @@ def test_row_positions_count_every_row_as_the_task_does():
   for shards in (1, 2):
     loop = trainer.Trainer(task, _config("", row_shards=shards, num_devices=2))
     np.testing.assert_array_equal(loop.row_positions(seqs), task.loss_positions({"seq": seqs})[0])
+
+
+def test_row_shards_with_length_buckets_is_refused_before_any_work():
+  task = dataclasses.replace(tiny.make_task(), padding_invariant=True)
+  config = _config("", row_shards=2, bucket_lengths=True)
+  with pytest.raises(InputError, match=r"^config.row_shards=2 with config.bucket_lengths=True"):
+    trainer.check_task(task, config)
+  trainer.check_task(task, dataclasses.replace(config, row_shards=1))  # either alone runs
