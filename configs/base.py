@@ -53,6 +53,7 @@ def base(family: str) -> ml_collections.ConfigDict:
   c.eval_batch_size = 256
   c.eval_all_splits = False
   c.select_metric = "ndcg@10"  # "": report the last step
+  c.patience = 0  # >0: stop after this many validations without a better select_metric
   c.checkpoint_every = 500
   c.prefetch = 1  # training batches a host thread makes ahead (seqrec.prefetch); 0: none
   # >1: the training rows in this many contiguous shards, each batch taking

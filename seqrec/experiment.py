@@ -84,7 +84,7 @@ def train_config(config: ml_collections.ConfigDict, workdir: str,
       select_metric=config.select_metric or None, num_devices=config.num_devices,
       model_parallel=config.model_parallel, pack_targets=config.pack_targets,
       bucket_lengths=config.bucket_lengths, prefetch=config.prefetch,
-      row_shards=config.row_shards)
+      row_shards=config.row_shards, patience=config.patience)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> tuple[dict[str, Any], str]:

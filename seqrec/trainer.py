@@ -64,6 +64,9 @@ class TrainConfig:
   # reads only the shards its part of the batch comes from, not rows all over
   # the data. Other batches than row_shards=1, the same for any process count.
   row_shards: int = 1
+  # >0: stop once this many validations in a row bring no better select_metric
+  # (RecBole's stopping_step); the best step is reported either way.
+  patience: int = 0
 
 
 @struct.dataclass
@@ -124,6 +127,11 @@ def check_task(task: Task, config: TrainConfig) -> None:
   if config.row_shards < 1 or config.batch_size % config.row_shards:
     raise InputError(f"config.row_shards={config.row_shards}: must be at least 1 and divide "
                      f"config.batch_size={config.batch_size}")
+  if config.patience < 0 or (config.patience and not (config.select_metric and
+                                                       config.eval_every > 0)):
+    raise InputError(f"config.patience={config.patience}: needs config.select_metric and "
+                     "config.eval_every > 0 (it counts validations without a better "
+                     "select_metric), and must not be negative")
   if config.row_shards > 1 and config.bucket_lengths:
     raise InputError(f"config.row_shards={config.row_shards} with config.bucket_lengths=True: "
                      "a batch takes rows of every shard, so it cannot gather rows of one "
@@ -401,6 +409,16 @@ def _stop_preempted(done: int, state: TrainState, history: list[dict], mngr: Any
       f"{config.workdir}; rerun the same command to resume")
 
 
+def _out_of_patience(step: int, best_mngr: Any, config: TrainConfig) -> bool:
+  """Whether `config.patience` validations have passed since the best one by `step`.
+
+  Read from the kept best checkpoint, so a resumed run that had stopped stays stopped.
+  """
+  best = best_mngr.best_step() if best_mngr is not None else None
+  return bool(config.patience) and best is not None and (
+      (step - best) // config.eval_every >= config.patience)
+
+
 def _due(step: int, every: int) -> bool:
   return every > 0 and step % every == 0
 
@@ -447,7 +465,8 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
   last_metrics = {k: v for k, v in last_record.items()
                   if k not in TIMINGS + THROUGHPUT}
   window_start, window_step = time.perf_counter(), start
-  steps = range(start, config.num_steps)
+  steps = range(start, start if _out_of_patience(start, best_mngr, config)
+                 else config.num_steps)
   if trainer.packs():
     # Here, not first on the prefetch thread: it may be a collective across processes.
     trainer.row_positions(train_data["seq"])
@@ -497,9 +516,14 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
             # Learning curves only: selection never looks at these splits.
             writer.write(done, name, {**trainer.evaluate(state.params, eval_data[name]),
                                       "train_seconds": totals["train_seconds"]})
-        if _due(done, config.checkpoint_every) or is_last:
+        stop = _out_of_patience(done, best_mngr, config)
+        if _due(done, config.checkpoint_every) or is_last or stop:
           checkpoint.save(mngr, done, state)
         window_start, window_step = time.perf_counter(), done
+        if stop:
+          logging.info("no better %s in %d validations: stopped at step %d",
+                       config.select_metric, config.patience, done)
+          break
       # Every step: several processes agree on the step to stop at through it.
       if preempted(done) and not is_last:
         _stop_preempted(done, state, history, mngr, best_mngr, writer, config)
@@ -523,6 +547,7 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
       compile_seconds=totals["compile_seconds"], train_seconds=totals["train_seconds"],
       examples_per_second=(totals["timed_steps"] * config.batch_size
                            / max(totals["train_seconds"], 1e-9)),
+      stopped_early=final_step < config.num_steps,
       trainable_params=optim.count(trainable), total_params=optim.count(state.params),
       optimizer_state_bytes=optim.nbytes(state.opt_state),
       num_devices=trainer.mesh.size)

@@ -345,3 +345,27 @@ def test_row_shards_with_length_buckets_is_refused_before_any_work():
   with pytest.raises(InputError, match=r"^config.row_shards=2 with config.bucket_lengths=True"):
     trainer.check_task(task, config)
   trainer.check_task(task, dataclasses.replace(config, row_shards=1))  # either alone runs
+
+
+def test_patience_stops_after_validations_without_a_better_value_and_stays_stopped(tmp_path):
+  # Gradient ascent: every validation after the first is worse.
+  settings = dict(num_steps=40, eval_every=1, select_metric="mrr@20", learning_rate=-0.5,
+                  patience=2)
+  _, results = _train(tmp_path, **settings)
+  with open(tmp_path / "metrics.jsonl") as f:
+    valid = [r for r in map(json.loads, f) if r["split"] == "valid"]
+  best = max(valid, key=lambda r: r["mrr@20"])["step"]
+  assert [r["step"] for r in valid][-1] == best + 2  # two validations without a better one
+  assert results["steps"] == best + 2 and results["stopped_early"]
+  assert results["evaluated_step"] == best
+  _, rerun = _train(tmp_path, **{**settings, "num_steps": 60})  # even a longer schedule
+  assert rerun["resumed_from"] == rerun["steps"] == best + 2
+  assert rerun["valid"] == results["valid"]
+  _, plain = _train(tmp_path / "plain", **{**settings, "patience": 0, "num_steps": 8})
+  assert plain["steps"] == 8 and not plain["stopped_early"]
+
+
+def test_patience_without_validation_is_refused():
+  with pytest.raises(InputError, match=r"^config.patience=3: needs config.select_metric"):
+    trainer.check_task(tiny.make_task(), _config("", patience=3, eval_every=0,
+                                                 select_metric="mrr@20"))
