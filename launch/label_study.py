@@ -13,9 +13,10 @@ steps, reporting the validation-selected step. A finished run is skipped, so
 the same command resumes (`seqrec.sweep`).
 
 Reports, per task, method and fraction, the mean ± std over folds of the test
-metric (accuracy; crossdomain NDCG@10), the majority-class accuracy of the same
-labelled users, and paired differences over folds of PeterRec (serial) against
-every other method. Writes WORKDIR/label_study.json, WORKDIR/label_study.png and
+metric (accuracy; crossdomain NDCG@10), the reference of the same labelled users
+(`peterrec_jax.finetune.reference`: the majority class, or target items ranked by
+popularity), and paired differences over folds of PeterRec (serial) against every
+other method. Writes WORKDIR/label_study.json, WORKDIR/label_study.png and
 prints the tables.
 """
 
@@ -28,7 +29,7 @@ from absl import flags
 
 from configs import peterrec as peterrec_config
 from launch import common
-from seqrec import benchmark, sweep
+from seqrec import benchmark, experiment, registry, sweep
 from seqrec.errors import InputError
 
 PRETRAINED = flags.DEFINE_string("pretrained", None, "Workdir of a nextitnet pretraining run.",
@@ -68,12 +69,11 @@ def metric_of(task: str) -> str:
 
 def run_task(task: str, fractions: list[float], methods: list[str], root: str) -> dict:
   """Every run of one task; per method and fraction its per-fold test values,
-  and per fraction the majority-class accuracies (profile tasks)."""
+  and per fraction the reference's (built from each split, no training)."""
   config = _task_config(task)
   folds = [int(f) for f in FOLDS.value] if FOLDS.value else list(range(config.folds))
   metric = metric_of(task)
   values: dict[str, dict[str, list[float]]] = {}
-  majority: dict[str, list[float]] = {}
   for method in methods:
     points = [(*_overrides(method), ("label_fraction", fraction), ("fold", fold))
               for fraction in fractions for fold in folds]
@@ -82,9 +82,16 @@ def run_task(task: str, fractions: list[float], methods: list[str], root: str) -
       fraction = str(dict(entry["point"])["label_fraction"])
       values.setdefault(method, {}).setdefault(fraction, []).append(
           entry["results"]["test"][metric])
-      if "majority_accuracy" in entry["results"] and method == methods[0]:
-        majority.setdefault(fraction, []).append(entry["results"]["majority_accuracy"]["test"])
-  return {"metric": metric, "folds": folds, "values": values, "majority": majority}
+  config = experiment.with_pretraining_data(config)
+  data = experiment.load_data(config)
+  reference: dict[str, list[float]] = {}
+  for fraction in fractions:
+    for fold in folds:
+      split = sweep.apply(config, (("label_fraction", fraction), ("fold", fold)), config.seed)
+      info = registry.build(split, data).info["reference"]
+      reference.setdefault(str(fraction), []).append(info["test"][metric])
+  return {"metric": metric, "folds": folds, "values": values,
+          "reference": {"method": info["method"], "values": reference}}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -106,8 +113,8 @@ def markdown(name: str, task: dict, fractions: list[str]) -> str:
            "| method | " + " | ".join(fractions) + " |", "|---|" + "---|" * len(fractions)]
   rows = [(method, {f: _mean_std(v) for f, v in by_fraction.items()})
           for method, by_fraction in task["values"].items()]
-  if task["majority"]:
-    rows.append(("majority class", {f: _mean_std(v) for f, v in task["majority"].items()}))
+  reference = task["reference"]
+  rows.append((reference["method"], {f: _mean_std(v) for f, v in reference["values"].items()}))
   rows += [(f"{REFERENCE} − {method}", by_fraction)
            for method, by_fraction in paired(task).items()]
   for method, by_fraction in rows:
@@ -124,15 +131,14 @@ def plot(tasks: dict[str, dict], path: str) -> None:
 
   fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.6), squeeze=False)
   for axis, (name, task) in zip(axes[0], tasks.items()):
-    lines = dict(task["values"])
-    if task["majority"]:
-      lines["majority class"] = task["majority"]
+    reference = task["reference"]
+    lines = {**task["values"], reference["method"]: reference["values"]}
     for method, by_fraction in lines.items():
       xs = sorted(by_fraction, key=float)
       stats = [_mean_std(by_fraction[x]) for x in xs]
       axis.errorbar([float(x) for x in xs], [m for m, _ in stats], yerr=[s for _, s in stats],
                     label=method, marker="o", markersize=3, capsize=2,
-                    linestyle="--" if method == "majority class" else "-")
+                    linestyle="--" if method == reference["method"] else "-")
     axis.set_xscale("log")
     axis.set_title(name)
     axis.set_xlabel("fraction of training users labelled")

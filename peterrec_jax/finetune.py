@@ -302,13 +302,25 @@ def _eval_rows(examples: downstream.Examples, protocol: Any, split: str,
           **protocols.eval_arrays(protocol, split, examples.users, own, own, counts)}
 
 
-def majority_accuracy(train: np.ndarray, valid: np.ndarray, test: np.ndarray
-                      ) -> dict[str, float]:
-  """Accuracy on valid and test of always answering the most frequent class of
-  the labelled training users (labels int [N]): the reference no model should
-  fall below."""
-  majority = np.bincount(train).argmax()
-  return {"valid": float(np.mean(valid == majority)), "test": float(np.mean(test == majority))}
+def reference(task_data: downstream.Downstream) -> dict[str, Any]:
+  """What no model should fall below, from the labelled training examples
+  alone: the accuracy of always answering their most frequent class, or the
+  full-ranking metrics of ranking target items by how often they are labels.
+
+  Returns:
+    {"method": "majority class" | "popularity", "valid": metrics, "test": metrics}.
+  """
+  counts = np.bincount(task_data.train.label, minlength=task_data.num_labels + 1)
+  classify = task_data.kind == "classification"
+  out: dict[str, Any] = {"method": "majority class" if classify else "popularity"}
+  for name, examples in (("valid", task_data.valid), ("test", task_data.test)):
+    if classify:
+      out[name] = {"accuracy": float(np.mean(examples.label == counts.argmax()))}
+    else:
+      scores = np.broadcast_to(counts.astype(np.float32), (len(examples), len(counts)))
+      ranks = metrics.target_ranks(jnp.asarray(scores), jnp.asarray(examples.label))
+      out[name] = {k: float(jnp.mean(v)) for k, v in metrics.metrics_from_ranks(ranks).items()}
+  return out
 
 
 def build(config: Any, data: Interactions) -> Experiment:
@@ -358,9 +370,7 @@ def build(config: Any, data: Interactions) -> Experiment:
   info = {"task": config.task, "method": config.method, "data_stats": task_data.stats,
           "patch": config.patch if patched else None,
           "patch_dim": net.bottleneck if patched else None}
-  if classify:
-    info["majority_accuracy"] = majority_accuracy(task_data.train.label,
-                                                  task_data.valid.label, task_data.test.label)
+  info["reference"] = reference(task_data)
   report = ("accuracy",) if classify else ("ndcg@10", "hr@10", *(
       f"{p.name}_hr@5" for p in protocols.parse_sampled(config.protocol.sampled)))
   return Experiment(

@@ -52,10 +52,18 @@ def test_every_run_is_reported_with_its_folds_and_fractions(study):
     diff = report["paired"][task]["finecls"]["0.5"][0]
     assert diff == pytest.approx(np.mean(np.subtract(entry["values"]["peterrec_serial"]["0.5"],
                                                      entry["values"]["finecls"]["0.5"])))
-  # Majority-class accuracy on the profile task only; a fraction keeps about
-  # that share of the training users.
-  assert set(report["tasks"]["gender"]["majority"]) == {"0.5", "1.0"}
-  assert not report["tasks"]["crossdomain"]["majority"]
+  # The reference of each split is the one its runs recorded; a fraction keeps
+  # about that share of the training users.
+  for task, method, metric in (("gender", "majority class", "accuracy"),
+                               ("crossdomain", "popularity", "ndcg@10")):
+    reference = report["tasks"][task]["reference"]
+    assert reference["method"] == method
+    for fraction in ("0.5", "1.0"):
+      recorded = [read_json(root / "study" / task / f"method=finecls,label_fraction={fraction},"
+                            f"fold={fold},seed=0/results.json")["reference"]
+                  for fold in (0, 1)]
+      assert reference["values"][fraction] == [r["test"][metric] for r in recorded]
+      assert all(r["method"] == method for r in recorded)
   half, full = (read_json(root / "study" / "gender" / f"method=finecls,label_fraction={f},"
                           "fold=0,seed=0/results.json")["data_stats"]["examples_train"]
                 for f in ("0.5", "1.0"))

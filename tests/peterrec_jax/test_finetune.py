@@ -10,7 +10,7 @@ import optax
 import pytest
 from flax import traverse_util
 
-from peterrec_jax import finetune, pretrain
+from peterrec_jax import downstream, finetune, pretrain
 from peterrec_jax.nextitnet import NextItNetConfig
 from seqrec import optim
 from seqrec.errors import InputError
@@ -191,3 +191,23 @@ def test_task_arguments_are_checked():
   with pytest.raises(InputError, match="config.pooling"):
     finetune.make_finetune_task(tiny(), "classification", 3, method="scratch",
                                 pooling="max")
+
+
+def _split(train, test, kind, num_labels):
+  def examples(labels):
+    labels = np.asarray(labels, np.int32)
+    return downstream.Examples(np.ones((len(labels), 3), np.int32), labels,
+                               np.arange(len(labels)))
+  return downstream.Downstream(examples(train), examples(test), examples(test), kind,
+                               num_labels, (), {})
+
+
+def test_reference_is_the_majority_class_or_the_popularity_ranking():
+  majority = finetune.reference(_split([0, 0, 1], [0, 1, 1], "classification", 2))
+  assert majority["method"] == "majority class"
+  assert majority["test"] == {"accuracy": pytest.approx(1 / 3)}
+  # Label counts 2, 1, 1, 0 for items 1..4; ties count against (rank 3 for 2 and 3).
+  popular = finetune.reference(_split([1, 1, 2, 3], [1, 2, 3, 4], "recommendation", 4))
+  assert popular["method"] == "popularity"
+  assert popular["test"]["mrr@5"] == pytest.approx((1 + 1 / 3 + 1 / 3 + 1 / 4) / 4)
+  assert popular["valid"] == popular["test"]
