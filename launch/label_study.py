@@ -143,7 +143,7 @@ def plot(tasks: dict[str, dict], path: str) -> None:
     axis.set_title(name)
     axis.set_xlabel("fraction of training users labelled")
     axis.set_ylabel(f"test {task['metric']}")
-  axes[0][0].legend(fontsize=7)
+    axis.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=80)
 
