@@ -10,7 +10,9 @@ Presets:
   ml100k               the README's fine-tuning table on the profile tasks: batch 32,
                        lr 1e-3, 10 epochs, the best validation accuracy (every epoch).
   ml100k_crossdomain   the same on crossdomain, selected by NDCG@10 (every ~epoch),
-                       with the reference's 99 uniform negatives beside full ranking.
+                       full ranking over the 116 target items only: the reference's
+                       99 uniform negatives cannot be drawn outside the history of a
+                       user with more than 17 target items (ML-100k has such users).
   ml100k_labels        the label-fraction study (`launch.label_study`), profile tasks:
                        5-fold cross-validation over users, batch 16, a fixed 150
                        steps whatever the fraction (4 epochs of all labels),
@@ -52,7 +54,6 @@ def get_config(arg: str | None = None):
     c.eval_every = 23  # one epoch of the profile tasks (754 training users)
     if arg == "ml100k_crossdomain":
       c.task = "crossdomain"
-      c.protocol.sampled = "uniform:99"  # the reference's sampled protocol
       c.select_metric = "ndcg@10"
       c.eval_every = 178  # about one epoch (5,700 training examples / 32)
   elif arg in ("ml100k_labels", "ml100k_labels_crossdomain"):
