@@ -14,10 +14,10 @@ wrote (`seqrec.data_cache`); the XLA compilation cache under --data_dir is
 warm for all but the first process; "warm_2_processes" is a warm run of two
 processes on this machine (one CPU device each, `config.row_shards=2`, so each
 reads only its half of the training rows). Each process reports its phases; its
-peak RSS comes from `os.wait4` (of two processes, the larger). After the first step it times, over --steps steps,
-the host's part of a step (`Trainer.train_batch`: rows, gather, transfer),
-the step itself run synchronously (wait for each step before building the
-next batch), and the steps as the trainer runs them (two in flight) without
+peak RSS comes from `os.wait4` (of two processes, the larger). After the first
+step it times, over --steps steps, the host's part of a step
+(`Trainer.train_batch`: rows, gather, transfer), the step itself run
+synchronously (wait for each step before building the next batch), and the steps as the trainer runs them (two in flight) without
 and with the prefetch thread (`seqrec.prefetch`): ms per step and how long
 the loop waits for its batch.
 
@@ -30,7 +30,6 @@ import functools
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -176,9 +175,8 @@ def _measure(path: str, cache_dir: str, processes: int = 1) -> dict:
              f"--child_cache={cache_dir}", f"--steps={_STEPS.value}",
              f"--data_dir={_DATA_DIR.value}", f"--child_processes={processes}"]
   if processes > 1:
-    with socket.socket() as s:
-      s.bind(("127.0.0.1", 0))
-      command.append(f"--child_coordinator=127.0.0.1:{s.getsockname()[1]}")
+    from seqrec import distributed  # pylint: disable=g-import-not-at-top
+    command.append(f"--child_coordinator=127.0.0.1:{distributed.free_port()}")
   children = [subprocess.Popen(command + [f"--child_id={i}"], stdout=subprocess.PIPE, text=True)
               for i in range(processes)]
   outs = [child.stdout.read() for child in children]

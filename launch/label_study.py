@@ -73,10 +73,11 @@ def run_task(task: str, fractions: list[float], methods: list[str], root: str) -
   config = _task_config(task)
   folds = [int(f) for f in FOLDS.value] if FOLDS.value else list(range(config.folds))
   metric = metric_of(task)
+  splits = [(("label_fraction", fraction), ("fold", fold))
+            for fraction in fractions for fold in folds]
   values: dict[str, dict[str, list[float]]] = {}
   for method in methods:
-    points = [(*_overrides(method), ("label_fraction", fraction), ("fold", fold))
-              for fraction in fractions for fold in folds]
+    points = [(*_overrides(method), *split) for split in splits]
     for entry in sweep.run(config, points, [config.seed], os.path.join(root, task),
                            log=common.report):
       fraction = str(dict(entry["point"])["label_fraction"])
@@ -85,11 +86,9 @@ def run_task(task: str, fractions: list[float], methods: list[str], root: str) -
   config = experiment.with_pretraining_data(config)
   data = experiment.load_data(config)
   reference: dict[str, list[float]] = {}
-  for fraction in fractions:
-    for fold in folds:
-      split = sweep.apply(config, (("label_fraction", fraction), ("fold", fold)), config.seed)
-      info = registry.build(split, data).info["reference"]
-      reference.setdefault(str(fraction), []).append(info["test"][metric])
+  for split in splits:
+    info = registry.build(sweep.apply(config, split, config.seed), data).info["reference"]
+    reference.setdefault(str(dict(split)["label_fraction"]), []).append(info["test"][metric])
   return {"metric": metric, "folds": folds, "values": values,
           "reference": {"method": info["method"], "values": reference}}
 

@@ -367,10 +367,6 @@ def build(config: Any, data: Interactions) -> Experiment:
   splits = (task_data.train, task_data.valid, task_data.test)
   counts = None if classify else np.bincount(
       np.concatenate([e.label for e in splits]), minlength=task_data.num_labels + 1)
-  info = {"task": config.task, "method": config.method, "data_stats": task_data.stats,
-          "patch": config.patch if patched else None,
-          "patch_dim": net.bottleneck if patched else None}
-  info["reference"] = reference(task_data)
   report = ("accuracy",) if classify else ("ndcg@10", "hr@10", *(
       f"{p.name}_hr@5" for p in protocols.parse_sampled(config.protocol.sampled)))
   return Experiment(
@@ -378,7 +374,10 @@ def build(config: Any, data: Interactions) -> Experiment:
       eval={name: _eval_rows(examples, config.protocol, name, counts)
             for name, examples in (("valid", task_data.valid), ("test", task_data.test))},
       items=np.asarray(task_data.label_names, dtype=str), report=report,
-      info=info,
+      info={"task": config.task, "method": config.method, "data_stats": task_data.stats,
+            "patch": config.patch if patched else None,
+            "patch_dim": net.bottleneck if patched else None,
+            "reference": reference(task_data)},
       make_queries=lambda: Queries(sequences.left_pad(source.items, config.max_len),
                                    data.user_ids[source.users].astype(str)),
       classes=classify)

@@ -82,6 +82,14 @@ def initialize(coordinator_address: str | None, num_processes: int | None,
         "needs the same --num_processes")
 
 
+def free_port() -> int:
+  """A loopback port free right now: where a coordinator of processes on this
+  machine can listen (benchmarks and tests start such runs)."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
 def _check_settings(num_processes: int | None, process_id: int | None) -> None:
   if num_processes is not None and num_processes < 1:
     raise InputError(f"--num_processes={num_processes} must be at least 1")

@@ -300,24 +300,25 @@ class Trainer:
       return cached[1]
     bounds = shard_bounds(len(seq), self.config.row_shards)
     per = self.config.batch_size // self.config.row_shards
-    owned = {process: np.unique(rows // per) for process, rows in self.process_rows.items()}
-
-    def count(shards: np.ndarray) -> np.ndarray:
-      chunks = [(start, min(start + _COUNTED_ROWS, bounds[s + 1])) for s in shards
-                for start in range(bounds[s], bounds[s + 1], _COUNTED_ROWS)]
-      return np.concatenate([self.task.loss_positions({"seq": seq[start:stop]})[0]
-                             for start, stop in chunks]).astype(np.int32)
-
-    mine = count(owned[jax.process_index()])
-    if all(len(shards) == self.config.row_shards for shards in owned.values()):
+    # Process -> the (start, stop) row spans of the shards it reads.
+    spans = {process: [(bounds[s], bounds[s + 1]) for s in np.unique(rows // per)]
+             for process, rows in self.process_rows.items()}
+    chunks = [(a, min(a + _COUNTED_ROWS, stop)) for start, stop in spans[jax.process_index()]
+              for a in range(start, stop, _COUNTED_ROWS)]
+    mine = np.concatenate([self.task.loss_positions({"seq": seq[a:b]})[0]
+                           for a, b in chunks]).astype(np.int32)
+    sizes = [sum(stop - start for start, stop in s) for s in spans.values()]
+    if min(sizes) == len(seq):  # the same test on every process: all or none gather
       counts = mine  # every process reads every shard
     else:
-      size = max(int(np.sum(bounds[s + 1] - bounds[s])) for s in owned.values())
+      size = max(sizes)
       gathered = multihost_utils.process_allgather(np.pad(mine, (0, size - len(mine))))
-      counts = np.zeros(len(seq), mine.dtype)
-      for process, shards in owned.items():
-        rows = np.concatenate([np.arange(bounds[s], bounds[s + 1]) for s in shards])
-        counts[rows] = gathered[process, :len(rows)]
+      counts = np.zeros(len(seq), np.int32)
+      for process, process_spans in spans.items():
+        offset = 0
+        for start, stop in process_spans:
+          counts[start:stop] = gathered[process, offset:offset + stop - start]
+          offset += stop - start
     self._positions = (seq, counts)
     return counts
 

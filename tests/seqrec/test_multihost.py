@@ -7,7 +7,6 @@ one CPU device and gloo collectives over a loopback coordinator.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,12 +25,6 @@ STEPS, RESUMED_STEPS = 6, 8
 NUM_VALID = 20  # tiny_binary.NUM_VALID; importing it would define its flags here
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 def _start(workdir, *flags, env=None):
   env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu",
          "JAX_NUM_CPU_DEVICES": "1", **(env or {})}
@@ -44,7 +37,7 @@ def _start(workdir, *flags, env=None):
 
 
 def _start_pair(workdir, *flags):
-  address = f"--coordinator_address=127.0.0.1:{_free_port()}"
+  address = f"--coordinator_address=127.0.0.1:{distributed.free_port()}"
   return [_start(workdir, address, "--num_processes=2", f"--process_id={i}", *flags)
           for i in range(2)]
 
@@ -170,7 +163,7 @@ def _one_line_error(returncode, stderr):
 
 def test_batch_not_divisible_by_global_devices_fails_on_every_process(tmp_path):
   # Settings from JAX_* variables instead of flags, as a launcher may give them.
-  port = _free_port()
+  port = distributed.free_port()
   processes = [
       _start(tmp_path, "--batch_size=3", "--distributed_timeout=20",
              env={"JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
@@ -188,7 +181,7 @@ def test_batch_not_divisible_by_global_devices_fails_on_every_process(tmp_path):
 ])
 def test_bad_cluster_set_up_fails_fast_with_one_line(tmp_path, flags, message):
   start = time.monotonic()
-  process = _start(tmp_path, f"--coordinator_address=127.0.0.1:{_free_port()}",
+  process = _start(tmp_path, f"--coordinator_address=127.0.0.1:{distributed.free_port()}",
                    "--num_processes=2", *flags)
   assert message in _one_line_error(*_finish(process, timeout=60))
   assert time.monotonic() - start < 30  # imports included; JAX alone waits minutes
