@@ -5,6 +5,9 @@ keys. `None` means "not set" where a key says so; override any key with
 `--config.KEY=VALUE`.
 """
 
+import itertools
+from typing import Any, Sequence
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -69,6 +72,32 @@ def base(family: str) -> ml_collections.ConfigDict:
   c.vocab_multiple = config_dict.placeholder(int)
   c.dtype = "float32"
   return c
+
+
+# The tuning budget of the results tables, the same for every next-item family
+# (`launch.sweep --grid=@tuning`): 4 dropouts (every preset's own among them)
+# x 2 learning rates x 2 widths, the widths scaling all of a family's width keys
+# together from its preset, so a point with scale 1 is the preset itself.
+DROPOUTS = (0.0, 0.2, 0.3, 0.5)
+LEARNING_RATES = (1e-3, 3e-3)
+WIDTH_SCALES = (1, 2)
+
+
+def tuning(c: ml_collections.ConfigDict,
+           width_keys: Sequence[str]) -> list[tuple[tuple[str, Any], ...]]:
+  """The budget's grid points for config `c`, as (key, value) overrides:
+  model.dropout, learning_rate and each of `width_keys` ("model.hidden", ...)
+  times the scale."""
+  def value(key: str) -> Any:
+    node = c
+    for part in key.split("."):
+      node = node[part]
+    return node
+
+  return [(("model.dropout", dropout), ("learning_rate", rate),
+           *((key, value(key) * scale) for key in width_keys))
+          for dropout, rate, scale in itertools.product(DROPOUTS, LEARNING_RATES,
+                                                        WIDTH_SCALES)]
 
 
 def ml100k(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -35,3 +35,8 @@ def get_config(arg: str | None = None):
   elif arg:
     raise ValueError(f"configs/caser.py: unknown preset {arg!r} (ml100k, beauty, tiny)")
   return c
+
+
+def tuning(c: ml_collections.ConfigDict) -> list:
+  """`base.tuning` with embedding and fully connected widths as the width."""
+  return base.tuning(c, ("model.embed_dim", "model.hidden"))

@@ -43,3 +43,8 @@ def get_config(arg: str | None = None):
   elif arg:
     raise ValueError(f"configs/cmnrec.py: unknown preset {arg!r} (ml100k, beauty, tiny)")
   return c
+
+
+def tuning(c: ml_collections.ConfigDict) -> list:
+  """`base.tuning` with embedding, controller and memory widths as the width."""
+  return base.tuning(c, ("model.embed_dim", "model.hidden", "model.slot_width"))

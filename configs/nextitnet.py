@@ -20,7 +20,8 @@ from configs import base
 def get_config(arg: str | None = None):
   c = base.base("nextitnet")
   c.model = ml_collections.ConfigDict(dict(
-      channels=256, dilations=(1, 4) * 4, kernel_size=3))
+      channels=256, dilations=(1, 4) * 4, kernel_size=3,
+      dropout=0.0))  # the paper's: none (a tuning axis, `tuning`)
   c.mode = "causal"  # or "masked" (GRec-style, 30% of positions)
   c.mask_prob = 0.3
   c.max_masked = 30
@@ -49,3 +50,8 @@ def get_config(arg: str | None = None):
     raise ValueError(f"configs/nextitnet.py: unknown preset {arg!r} "
                      "(ml100k, ml100k_source, beauty, tiny)")
   return c
+
+
+def tuning(c: ml_collections.ConfigDict) -> list:
+  """`base.tuning` with the channels C as the width."""
+  return base.tuning(c, ("model.channels",))

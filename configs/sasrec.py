@@ -37,3 +37,8 @@ def get_config(arg: str | None = None):
   elif arg:
     raise ValueError(f"configs/sasrec.py: unknown preset {arg!r} (ml100k, beauty, tiny)")
   return c
+
+
+def tuning(c: ml_collections.ConfigDict) -> list:
+  """`base.tuning` with the model width D (FFN width follows it) as the width."""
+  return base.tuning(c, ("model.hidden",))

@@ -48,6 +48,9 @@ class NextItNetConfig:
     vocab_multiple: pad the item embedding and the tasks' item output layers
       to a multiple of this many rows / columns (for model parallelism).
     dtype: compute dtype, one of `precision.DTYPES`; parameters stay float32.
+    dropout: rate on each block's residual branch, in training only (0 in the
+      paper; a tuning axis here). Fine-tuning and serving run the trunk
+      deterministically.
   """
 
   num_items: int
@@ -59,6 +62,7 @@ class NextItNetConfig:
   patch_dim: int | None = None
   vocab_multiple: int = 1
   dtype: str = "float32"
+  dropout: float = 0.0
 
   @property
   def mask_id(self) -> int:
@@ -102,6 +106,8 @@ class NextItNetConfig:
       raise InputError(f"config.patch_dim={self.patch_dim}: must be positive")
     if self.vocab_multiple < 1:
       raise InputError(f"config.vocab_multiple={self.vocab_multiple}: must be positive")
+    if not 0.0 <= self.dropout < 1.0:
+      raise InputError(f"config.model.dropout={self.dropout}: must be in [0, 1)")
     precision.compute_dtype(self.dtype)  # InputError on an unknown --dtype
     return self
 
@@ -151,13 +157,14 @@ class ResidualBlock(nn.Module):
         branch_input)
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """[B, L, C] -> [B, L, C]."""
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """[B, L, C] -> [B, L, C]; `train` applies config.dropout to the branch."""
     dtype = self.config.compute_dtype
     h = self._patched(self._conv(x, self.dilation, "conv1"), x, "patch1")
     a = nn.relu(nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype, name="ln1")(h))
     h = self._patched(self._conv(a, 2 * self.dilation, "conv2"), a, "patch2")
-    return x + nn.relu(nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype, name="ln2")(h))
+    branch = nn.relu(nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype, name="ln2")(h))
+    return x + nn.Dropout(self.config.dropout, deterministic=not train)(branch)
 
 
 class NextItNet(nn.Module):
@@ -171,12 +178,13 @@ class NextItNet(nn.Module):
   config: NextItNetConfig
 
   @nn.compact
-  def __call__(self, tokens: jax.Array) -> jax.Array:
+  def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
+    """[B, L] -> [B, L, C]; `train` needs a "dropout" rng when config.dropout > 0."""
     x = nn.Embed(self.config.padded(self.config.vocab_size), self.config.channels,
                  embedding_init=weight_init, dtype=self.config.compute_dtype,
                  name="embed")(tokens)
     for i, dilation in enumerate(self.config.dilations):
-      x = ResidualBlock(self.config, dilation, name=f"block_{i}")(x)
+      x = ResidualBlock(self.config, dilation, name=f"block_{i}")(x, train)
     return x
 
 

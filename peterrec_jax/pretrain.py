@@ -49,9 +49,9 @@ class NextItNetLM(nn.Module):
     self.output = nn.Dense(self.config.padded(self.config.num_items + 1),
                            kernel_init=weight_init)
 
-  def __call__(self, tokens: jax.Array) -> jax.Array:
+  def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
     """Hidden states [B, L, C]; losses read the output layer from the params."""
-    return self.trunk(tokens)
+    return self.trunk(tokens, train)
 
   def logits(self, tokens: jax.Array) -> jax.Array:
     """[B, L, V]; `init` goes through here so the output layer is created."""
@@ -140,7 +140,8 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
   lm = next_item.NextItemModel(
       init=lambda rng: model.init(rng, jnp.ones((1, 2), jnp.int32),
                                   method=NextItNetLM.logits),
-      hidden=lambda params, inputs, train, rng: model.apply(params, inputs),
+      hidden=lambda params, inputs, train, rng: model.apply(
+          params, inputs, train=train, rngs={"dropout": rng}),
       head=head, vocab_size=config.num_items + 1)
   causal = mode == "causal"
   return next_item.make_task(
@@ -159,7 +160,8 @@ def network_config(config: Any, num_items: int) -> NextItNetConfig:
       num_items=num_items, channels=model.channels, dilations=tuple(model.dilations),
       kernel_size=model.kernel_size, causal=config.mode == "causal",
       vocab_multiple=config.vocab_multiple or config.model_parallel,
-      dtype=config.dtype).validate()
+      # Workdirs from before the key pretrained without dropout.
+      dtype=config.dtype, dropout=model.get("dropout", 0.0)).validate()
 
 
 def build(config: Any, data: Interactions) -> Experiment:

@@ -5,7 +5,9 @@ skipped when its results.json exists, so an interrupted sweep resumes where it
 stopped (a half-trained run resumes from its checkpoint). Aggregates are mean
 ± std over seeds of the validation-selected runs: every run reports all splits
 at its best validation step (config.select_metric), and `best` picks the grid
-point by mean validation value, never by test.
+point by mean validation value, never by test. `tune` picks it on a few seeds
+and then runs the chosen point on more, so a budget of many points costs one
+seed each and the reported row still has all of them.
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ def run(config: ml_collections.ConfigDict, points: Sequence[Point], seeds: Seque
   return out
 
 
+def tune(config: ml_collections.ConfigDict, points: Sequence[Point], seeds: Sequence[int],
+         more_seeds: Sequence[int], root: str, select: str,
+         log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], Point]:
+  """`run` over `seeds`, then the point with the best mean validation `select`
+  over `more_seeds` as well; returns every run and that point."""
+  runs = run(config, points, seeds, root, log)
+  chosen = tuple(best(aggregate(runs, [select]), select)["point"].items())
+  return runs + run(config, [chosen], [s for s in more_seeds if s not in seeds], root,
+                    log), chosen
+
+
 def aggregate(runs: Sequence[dict[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
   """Per grid point: run count and (mean, std) of valid and test values of each metric."""
   rows: dict[Point, list[dict]] = {}
@@ -108,16 +121,15 @@ def best(table: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:
   return max(table, key=lambda row: row.get(f"valid/{metric}", (-np.inf,))[0])
 
 
-def markdown(table: Sequence[dict[str, Any]], metrics: Sequence[str], select: str) -> str:
-  """A markdown table, the validation-selected row marked with *."""
+def markdown(table: Sequence[dict[str, Any]], metrics: Sequence[str], chosen: Point) -> str:
+  """A markdown table, the row of point `chosen` (the validation-selected one) marked *."""
   keys = sorted({k for row in table for k in row["point"]})
   columns = [f"{s}/{m}" for s in ("valid", "test") for m in metrics]
   lines = ["| " + " | ".join(keys + ["runs"] + columns) + " |",
            "|" + "---|" * (len(keys) + 1 + len(columns))]
-  chosen = best(table, select) if table else None
   for row in table:
     cells = [str(row["point"].get(k, "")) for k in keys] + [str(row["runs"])]
     cells += [f"{row[c][0]:.4f} ± {row[c][1]:.4f}" if c in row else "–" for c in columns]
-    mark = " *" if row is chosen else ""
+    mark = " *" if row["point"] == dict(chosen) else ""
     lines.append("| " + " | ".join(cells) + mark + " |")
   return "\n".join(lines)

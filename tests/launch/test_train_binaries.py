@@ -167,3 +167,33 @@ def test_finetune_refuses_an_unfinished_pretraining_run(tmp_path):
   result = run_train(*flags)
   assert result.returncode == 1 and "has not finished" in result.stderr
   assert run_train(*flags, "--config.allow_unfinished=True").returncode == 0
+
+
+def test_sweep_takes_its_grid_from_the_config_files_tuning(tmp_path):
+  config = tmp_path / "tuned.py"
+  config.write_text(
+      "from configs import cmnrec\n\n"
+      "def get_config(arg=None):\n"
+      "  c = cmnrec.get_config('tiny')\n"
+      "  c.model.kind, c.num_steps = 'gru4rec', 2\n"
+      "  return c\n\n"
+      "def tuning(c):\n"
+      "  return [(('learning_rate', 0.001),), (('learning_rate', 0.03),)]\n")
+  env = {**os.environ, "XLA_FLAGS": xla_flags(2)}
+  sweep_flags = (f"--config={config}", "--grid=@tuning", "--seeds=0",
+                 f"--workdir={tmp_path / 'runs'}")
+  result = subprocess.run([sys.executable, "-m", "launch.sweep", *sweep_flags], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  table = read_json(tmp_path / "runs" / "sweep.json")
+  assert [row["point"] for row in table["rows"]] == [{"learning_rate": 0.001},
+                                                     {"learning_rate": 0.03}]
+  assert table["selected"] in [row["point"] for row in table["rows"]]
+  assert table["select"] == "ndcg@10" and result.stdout.count(" * |") == 1
+  config.write_text(config.read_text().split("def tuning")[0])
+  missing = subprocess.run([sys.executable, "-m", "launch.sweep", *sweep_flags[:3],
+                            f"--workdir={tmp_path / 'none'}"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=600)
+  assert missing.returncode == 1 and not (tmp_path / "none").exists()
+  assert missing.stderr.strip().splitlines()[-1] == (
+      f"error: --grid=@tuning: {config} defines no tuning(config)")

@@ -1,4 +1,5 @@
-"""NextItNet trunk: parameter paths, causality, patches that start as the identity."""
+"""NextItNet trunk: parameter paths, causality, patches that start as the identity,
+dropout in training only."""
 
 import jax
 import jax.numpy as jnp
@@ -80,8 +81,20 @@ def test_patched_network_equals_pretrained_one_at_init(patch):
   assert np.abs(np.asarray(nudged) - np.asarray(plain.apply(pretrained, x))).max() > 1e-3
 
 
+def test_dropout_only_in_training_and_adds_no_parameters():
+  plain, dropped = NextItNet(tiny()), NextItNet(tiny(dropout=0.5))
+  params = plain.init(jax.random.key(0), tokens())
+  assert paths(dropped.init(jax.random.key(0), tokens())) == paths(params)
+  x = tokens(1)
+  np.testing.assert_array_equal(plain.apply(params, x), dropped.apply(params, x))
+  train = [np.asarray(dropped.apply(params, x, train=True, rngs={"dropout": jax.random.key(s)}))
+           for s in (1, 2)]
+  assert np.abs(train[0] - np.asarray(plain.apply(params, x))).max() > 1e-3
+  assert np.abs(train[0] - train[1]).max() > 1e-3
+
+
 def test_config_rejects_nonsense():
   for bad in (dict(patch="sideways"), dict(dilations=()), dict(channels=0),
-              dict(patch_dim=0), dict(num_items=1)):
+              dict(patch_dim=0), dict(num_items=1), dict(dropout=1.0), dict(dropout=-0.1)):
     with pytest.raises(InputError):
       tiny(**bad).validate()

@@ -73,6 +73,19 @@ def test_losses_are_finite_and_train(mode, loss):
   assert float(aux["targets_per_row"]) > 0
 
 
+def test_the_training_loss_drops_out_and_evaluation_does_not():
+  batch = {"seq": jnp.asarray(padded_batch(8, 12))}
+  plain = pretrain.make_pretrain_task(tiny(), "causal", "full")
+  dropped = pretrain.make_pretrain_task(tiny(dropout=0.5), "causal", "full")
+  params = plain.init(jax.random.key(0))
+  loss = lambda task, seed: float(task.loss(params, batch, jax.random.key(seed))[0])
+  assert loss(plain, 1) == loss(plain, 2)
+  assert loss(dropped, 1) != loss(dropped, 2)
+  evaluated = plain.evaluate(params, batch), dropped.evaluate(params, batch)
+  for key in evaluated[0]:
+    np.testing.assert_array_equal(evaluated[0][key], evaluated[1][key], err_msg=key)
+
+
 @pytest.mark.parametrize("mode", ["causal", "masked"])
 def test_evaluate_ranks_the_hidden_last_item(mode):
   config = tiny(causal=mode == "causal")

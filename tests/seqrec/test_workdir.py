@@ -33,6 +33,11 @@ def test_a_key_added_later_means_what_older_runs_did():
   assert workdir.config_diff(CONFIG, {**CONFIG, "bucket_lengths": False}) == []
   assert workdir.config_diff(CONFIG, {**CONFIG, "bucket_lengths": True}) == [
       "bucket_lengths: False -> True"]
+  # NextItNet pretrained without dropout before config.model.dropout existed.
+  model = {**CONFIG["model"], "dropout": 0.0}
+  assert workdir.config_diff(CONFIG, {**CONFIG, "model": model}) == []
+  assert workdir.config_diff(CONFIG, {**CONFIG, "model": {**model, "dropout": 0.1}}) == [
+      "model.dropout: 0.0 -> 0.1"]
 
 
 def test_check_refuses_another_experiment_only_once_it_has_run(tmp_path):
