@@ -43,7 +43,8 @@ def points(config: ml_collections.ConfigDict) -> list[sweep.Point]:
   """The grid of --grid; for @tuning, asked of the --config file."""
   if GRID.value != TUNING:
     return sweep.parse_grid(GRID.value)
-  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  # The flag's value is FILE[:PRESET]; ml_collections splits it at the first colon.
+  path = config_flags.get_config_filename(flags.FLAGS["config"]).split(":", 1)[0]
   spec = importlib.util.spec_from_file_location("tuned_config", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

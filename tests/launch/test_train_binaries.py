@@ -174,13 +174,13 @@ def test_sweep_takes_its_grid_from_the_config_files_tuning(tmp_path):
   config.write_text(
       "from configs import cmnrec\n\n"
       "def get_config(arg=None):\n"
-      "  c = cmnrec.get_config('tiny')\n"
+      "  c = cmnrec.get_config(arg)\n"
       "  c.model.kind, c.num_steps = 'gru4rec', 2\n"
       "  return c\n\n"
       "def tuning(c):\n"
       "  return [(('learning_rate', 0.001),), (('learning_rate', 0.03),)]\n")
   env = {**os.environ, "XLA_FLAGS": xla_flags(2)}
-  sweep_flags = (f"--config={config}", "--grid=@tuning", "--seeds=0",
+  sweep_flags = (f"--config={config}:tiny", "--grid=@tuning", "--seeds=0",
                  f"--workdir={tmp_path / 'runs'}")
   result = subprocess.run([sys.executable, "-m", "launch.sweep", *sweep_flags], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=600)
