@@ -2,8 +2,8 @@
 
   python bench/peers/compare.py --runs=runs/peers --out=runs/peers/beauty.json
 
-Reads RUNS/recbole_MODEL.json and RUNS/ours_MODEL/results.json for MODEL in
-GRU4Rec and SASRec; writes seconds per epoch of both (the fastest epoch of
+Reads RUNS/recbole_MODEL.json and RUNS/ours_MODEL/results.json for each MODEL
+of --models (GRU4Rec and SASRec); writes seconds per epoch of both (the fastest epoch of
 each, which other jobs on the machine slowed least, and the median), their
 ratio, the training time to the best validation epoch at that speed, and the
 test metrics of that epoch (ours with the history left in, as RecBole ranks
@@ -37,10 +37,12 @@ def ours_epoch_seconds(workdir: str, steps_per_epoch: int) -> list[float]:
 def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--runs", required=True)
+  parser.add_argument("--models", default=",".join(OURS), help="Comma-separated, of " + ", ".join(OURS))
   parser.add_argument("--out", required=True)
   args = parser.parse_args()
   rows = []
-  for model, workdir in OURS.items():
+  for model in args.models.split(","):
+    workdir = OURS[model]
     with open(os.path.join(args.runs, f"recbole_{model}.json")) as f:
       peer = json.load(f)
     with open(os.path.join(args.runs, workdir, "results.json")) as f:

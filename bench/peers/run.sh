@@ -5,7 +5,8 @@
 # reports the test metrics of its best validation epoch: RecBole for up to RECBOLE_EPOCHS
 # (early stopping after PATIENCE epochs without a gain), ours for OURS_EPOCHS (an epoch
 # here is about 12x fewer optimizer steps: every window once, where RecBole makes every
-# prefix a sample). Writes runs/peers/beauty.json.
+# prefix a sample). Writes runs/peers/beauty.json. MODELS="GRU4Rec" runs one of the two
+# (a RecBole epoch of the full file takes 13-17 minutes on 2 cores).
 #
 #   python3 -m venv ../peers-venv && ../peers-venv/bin/pip install -r bench/peers/requirements.txt
 #   PEERS_PYTHON=../peers-venv/bin/python RECBOLE_EPOCHS=2 OURS_EPOCHS=2 bench/peers/run.sh
@@ -19,8 +20,9 @@ OURS_EPOCHS=${OURS_EPOCHS:-2}
 PATIENCE=${PATIENCE:-10}
 OUT=${OUT:-runs/peers}
 PEERS_PYTHON=${PEERS_PYTHON:-../peers-venv/bin/python}
+MODELS=${MODELS:-GRU4Rec SASRec}
 mkdir -p "$OUT"
-for MODEL in GRU4Rec SASRec; do
+for MODEL in $MODELS; do
   [ -f "$OUT/recbole_$MODEL.json" ] ||
     "$PEERS_PYTHON" bench/peers/recbole_run.py --data="$DATA" --model=$MODEL \
       --epochs="$RECBOLE_EPOCHS" --patience="$PATIENCE" --out="$OUT/recbole_$MODEL.json"
@@ -36,8 +38,10 @@ print(len(registry.build(c, experiment.load_data(c)).train['seq']) // c.batch_si
 COMMON=(--config.dataset="sasrec:$DATA" --config.num_epochs="$OURS_EPOCHS"
         --config.eval_every="$EPOCH_STEPS" --config.select_metric=ndcg@10
         --config.protocol.sampled=)
-python -m launch.train --config=configs/cmnrec.py:beauty --config.model.kind=gru4rec \
-  "${COMMON[@]}" --workdir="$OUT/ours_GRU4Rec"
-python -m launch.train --config=configs/sasrec.py:beauty "${COMMON[@]}" \
-  --workdir="$OUT/ours_SASRec"
-python bench/peers/compare.py --runs="$OUT" --out="$OUT/beauty.json"
+declare -A OURS=([GRU4Rec]="configs/cmnrec.py:beauty --config.model.kind=gru4rec"
+                 [SASRec]="configs/sasrec.py:beauty")
+for MODEL in $MODELS; do
+  # shellcheck disable=SC2086  # the config and its model override are two words
+  python -m launch.train --config=${OURS[$MODEL]} "${COMMON[@]}" --workdir="$OUT/ours_$MODEL"
+done
+python bench/peers/compare.py --runs="$OUT" --models="${MODELS// /,}" --out="$OUT/beauty.json"
