@@ -124,5 +124,5 @@ def build(config: Any, data: Interactions) -> Experiment:
           head=head, vocab_size=seqs.num_items + 1),
       loss=config.loss,
       negatives=next_item.num_negatives(seqs.num_items, config.num_negatives, 0.1),
-      param_rules=PARAM_RULES, padding_invariant=True)
+      param_rules=PARAM_RULES, padding_invariant=True, chunk_scores=config.chunk_scores)
   return next_item.experiment(task, data, seqs, splits, config.protocol)

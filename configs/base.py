@@ -43,6 +43,9 @@ def base(family: str) -> ml_collections.ConfigDict:
   # The output layer and loss only at positions with a target (seqrec.packing);
   # False computes them at every position: the same loss, more work.
   c.pack_targets = True
+  # The full softmax scores items in cache-sized chunks (seqrec.losses.score_chunk);
+  # False forms the [targets, items] scores whole: the same loss, slower.
+  c.chunk_scores = True
   # Batches of similar-length windows at the width of their longest
   # (seqrec.bucketing): only for models that do not see the amount of left
   # padding (SASRec, Caser; refused for the others). Changes which rows share a

@@ -7,9 +7,11 @@ r"""Training throughput on real data: examples/s and s/epoch, before and after.
 For every (dataset, model) the model's config is the dataset's preset, built as
 `launch.train` builds it. The trainer's step is then timed round-robin
 (`seqrec.benchmark.throughput`) with the output layer at every position (how
-every step ran before: config.pack_targets=False), at target positions only
-(`seqrec.packing`, the default) and, for the models that allow it, also on
-length-bucketed batches (`seqrec.bucketing`, config.bucket_lengths=True).
+every step ran first: config.pack_targets=False, config.chunk_scores=False),
+at target positions only (`seqrec.packing`) with the full softmax's scores
+formed whole (config.chunk_scores=False) and in chunks (`seqrec.losses`, the
+default) and, for the models that allow it, also on length-bucketed batches
+(`seqrec.bucketing`, config.bucket_lengths=True).
 Writes OUT/bench_throughput.json and OUT/bench_throughput.png and prints a table.
 """
 
@@ -45,10 +47,6 @@ def config_for(model: str, dataset: str, batch_size: int):
   return sweep.apply(config, tuple(overrides.items()), seed=0)
 
 
-VARIANTS = {(False, False): "every position", (True, False): "packed",
-            (True, True): "packed + bucketed"}
-
-
 def plot(records: list[dict], path: str) -> None:
   """Examples/s of every variant, one panel per dataset, a bar group per model."""
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -60,11 +58,11 @@ def plot(records: list[dict], path: str) -> None:
   for axis, dataset in zip(axes[0], datasets):
     rows = [r for r in records if r["dataset"] == dataset]
     models = list(dict.fromkeys(r["model"] for r in rows))
-    for offset, (key, label) in enumerate(VARIANTS.items()):
-      rates = {r["model"]: r["examples_per_second"] for r in rows
-               if (r["packed"], r["bucketed"]) == key}
-      axis.bar([models.index(m) + 0.27 * (offset - 1) for m in rates], list(rates.values()),
-               width=0.27, label=label)
+    width = 0.8 / len(benchmark.VARIANTS)
+    for offset, label in enumerate(benchmark.VARIANTS):
+      rates = {r["model"]: r["examples_per_second"] for r in rows if r["variant"] == label}
+      axis.bar([models.index(m) + width * (offset - 1.5) for m in rates],
+               list(rates.values()), width=width, label=label)
     axis.set_xticks(range(len(models)), models)
     axis.set_title(dataset)
     axis.set_ylabel("training examples/s")
@@ -83,9 +81,12 @@ def main(argv):
   for dataset in _DATASETS.value:
     for model in _MODELS.value:
       config = config_for(model, dataset, _BATCH_SIZE.value)
-      built = registry.build(config, experiment.load_data(config))
+      data = experiment.load_data(config)
+      built = registry.build(config, data)
+      config.chunk_scores = False
+      whole = registry.build(config, data)
       print(f"{dataset} {model}:")
-      for record in benchmark.throughput(built.task, built.train,
+      for record in benchmark.throughput(built.task, whole.task, built.train,
                                          batch_size=_BATCH_SIZE.value,
                                          repeats=_REPEATS.value, steps=_STEPS.value):
         records.append({"dataset": dataset, "model": model, **record})
@@ -93,19 +94,20 @@ def main(argv):
       "settings": {"batch_size": _BATCH_SIZE.value, "repeats": _REPEATS.value,
                    "steps": _STEPS.value, "models": {m: MODELS[m] for m in _MODELS.value}},
       "results": records}, plot=lambda path: plot(records, path))
-  print("| dataset | model | positions with a target | every position ex/s | packed ex/s "
-        "| packed + bucketed ex/s | speedup | s/epoch before | s/epoch after |")
-  print("|---|---|---|---|---|---|---|---|---|")
-  by_key = {(r["dataset"], r["model"], r["packed"], r["bucketed"]): r for r in records}
+  print("| dataset | model | positions with a target | every position ex/s "
+        "| packed, whole scores ex/s | packed ex/s | packed + bucketed ex/s "
+        "| chunked / whole scores | speedup | s/epoch before | s/epoch after |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  by_key = {(r["dataset"], r["model"], r["variant"]): r for r in records}
   for dataset in _DATASETS.value:
     for model in _MODELS.value:
-      before, packed = by_key[dataset, model, False, False], by_key[dataset, model, True, False]
-      bucketed = by_key.get((dataset, model, True, True))
+      mine = {v: by_key.get((dataset, model, v)) for v in benchmark.VARIANTS}
+      before, whole, packed, bucketed = mine.values()
       after = min((packed, bucketed or packed), key=lambda r: r["step_ms"])
-      bucketed_rate = f"{bucketed['examples_per_second']:.0f}" if bucketed else "–"
-      print(f"| {dataset} | {model} | {packed['target_share']:.0%} | "
-            f"{before['examples_per_second']:.0f} | {packed['examples_per_second']:.0f} | "
-            f"{bucketed_rate} | {before['step_ms'] / after['step_ms']:.1f}x | "
+      rates = [f"{r['examples_per_second']:.0f}" if r else "–" for r in mine.values()]
+      print(f"| {dataset} | {model} | {packed['target_share']:.0%} | {' | '.join(rates)} | "
+            f"{whole['step_ms'] / packed['step_ms']:.2f}x | "
+            f"{before['step_ms'] / after['step_ms']:.1f}x | "
             f"{before['seconds_per_epoch']:.0f} | {after['seconds_per_epoch']:.0f} |")
 
 

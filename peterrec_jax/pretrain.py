@@ -99,7 +99,8 @@ def corrupt(rng: jax.Array, seq: jax.Array, config: NextItNetConfig,
 
 def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
                        loss: str = "full", *, mask_prob: float = 0.3,
-                       max_masked: int = 30, negatives: int | None = None) -> Task:
+                       max_masked: int = 30, negatives: int | None = None,
+                       chunk_scores: bool = True) -> Task:
   """The pretraining `Task`.
 
   Args:
@@ -110,6 +111,7 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
     loss: one of `next_item.LOSSES`; "sampled" shares `negatives` negatives per
       step (default 20% of the items, the reference's).
     mask_prob, max_masked: corruption of masked pretraining (`corrupt`).
+    chunk_scores: as `next_item.make_task`.
   Returns:
     A Task over batches {"seq": int32 [B, L]}. `evaluate` ranks every item for
     the last position of each row (targets seq[:, -1]): causal models read
@@ -150,7 +152,8 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
       corrupt=None if causal else masked,
       corrupt_positions=lambda batch: (num_corrupted(
           np.sum(batch["seq"] != 0, axis=1), mask_prob, max_masked), batch["seq"].shape[1]),
-      eval_inputs=None if causal else lambda seq: seq.at[:, -1].set(config.mask_id))
+      eval_inputs=None if causal else lambda seq: seq.at[:, -1].set(config.mask_id),
+      chunk_scores=chunk_scores)
 
 
 def network_config(config: Any, num_items: int) -> NextItNetConfig:
@@ -175,5 +178,6 @@ def build(config: Any, data: Interactions) -> Experiment:
       held_out_genres=list(config.held_out_genres))
   task = make_pretrain_task(network_config(config, seqs.num_items), config.mode,
                             config.loss, mask_prob=config.mask_prob,
-                            max_masked=config.max_masked, negatives=config.num_negatives)
+                            max_masked=config.max_masked, negatives=config.num_negatives,
+                            chunk_scores=config.chunk_scores)
   return next_item.experiment(task, data, seqs, splits, config.protocol)

@@ -277,34 +277,49 @@ class EpochSteps:
     return metrics
 
 
-def throughput(task: Task, train: Arrays, *, batch_size: int, repeats: int, steps: int = 8,
-               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-  """Training throughput of `task` on its real data: every position, packed
-  target positions (`seqrec.packing`) and, where the task allows, packed and
-  bucketed by length (`seqrec.bucketing`).
+# Variant -> (scores whole, packed, bucketed), in the order they are timed:
+# the step before packing, before chunked scores, and now.
+VARIANTS = {"every position": (True, False, False), "packed, whole scores": (True, True, False),
+            "packed": (False, True, False), "packed + bucketed": (False, True, True)}
 
-  The packed variants run `steps` batches spread evenly over epoch 0, as the
-  trainer draws them (bucketed batches have different widths). The unpacked
-  step does the same work for every batch (full width, every position), so it
-  runs the first one. The variants are timed round-robin, after a call that
-  compiles every shape; seconds per epoch are steps per epoch times the
-  median step.
+
+def throughput(task: Task, whole_scores: Task, train: Arrays, *, batch_size: int,
+               repeats: int, steps: int = 8, log: Callable[[str], None] = print
+               ) -> list[dict[str, Any]]:
+  """Training throughput of `task` on its real data, by variant (VARIANTS):
+  every position, packed target positions (`seqrec.packing`) with and
+  without chunked scores (`seqrec.losses.score_chunk`) and, where the task
+  allows, packed and bucketed by length (`seqrec.bucketing`).
+
+  `whole_scores` is the same task built with config.chunk_scores=False. The
+  packed variants run
+  `steps` batches spread evenly over epoch 0, as the trainer draws them
+  (bucketed batches have different widths). The unpacked step does the same
+  work for every batch (full width, every position), so it runs the first
+  one. The variants are timed round-robin, after a call that compiles every
+  shape; seconds per epoch are steps per epoch times the median step.
 
   Returns:
-    One record per variant: "packed", "bucketed", median step ms, examples/s,
-    s/epoch, the share of positions with a target and the mean batch width.
+    One record per variant: its name, "packed", "bucketed", "chunked", median
+    step ms, examples/s, s/epoch, the share of positions with a target and
+    the mean batch width.
   """
   rows = len(next(iter(train.values())))
   per_epoch = steps_per_epoch(rows, batch_size)
   spread = sorted({int(s) for s in np.linspace(0, per_epoch - 1, steps)})
-  variants = [(False, False), (True, False)] + [(True, True)] * task.padding_invariant
-  runs = {(pack, bucket): EpochSteps(task, train, TrainConfig(
-      workdir="", num_steps=1, batch_size=batch_size, num_devices=1, pack_targets=pack,
-      bucket_lengths=bucket), spread if pack else spread[:1]) for pack, bucket in variants}
+  runs = {}
+  for name, (whole, pack, bucket) in VARIANTS.items():
+    if bucket and not task.padding_invariant:
+      continue
+    config = TrainConfig(workdir="", num_steps=1, batch_size=batch_size, num_devices=1,
+                         pack_targets=pack, bucket_lengths=bucket)
+    runs[name] = EpochSteps(whole_scores if whole else task, train, config,
+                            spread if pack else spread[:1])
   ms = interleaved_ms(runs, repeats)
   out = []
-  for (pack, bucket), run in runs.items():
-    median = ms[pack, bucket] / len(run.batches)
+  for name, run in runs.items():
+    whole, pack, bucket = VARIANTS[name]
+    median = ms[name] / len(run.batches)
     seqs = [np.asarray(b["seq"]) for b in run.batches]
     share = None
     if task.loss_positions is not None:
@@ -313,12 +328,13 @@ def throughput(task: Task, train: Arrays, *, batch_size: int, repeats: int, step
       counts = [(*task.loss_positions({"seq": s}), s.shape[1]) for s in seqs]
       share = float(sum(c.sum() for c, _, _ in counts)
                     / sum(len(c) * (w + full - cut) for c, w, cut in counts))
-    record = {"packed": pack, "bucketed": bucket, "step_ms": median,
+    record = {"variant": name, "packed": pack, "bucketed": bucket, "chunked": not whole,
+              "step_ms": median,
               "examples_per_second": 1e3 * batch_size / median,
               "seconds_per_epoch": per_epoch * median / 1e3, "target_share": share,
               "mean_width": float(np.mean([s.shape[1] for s in seqs])),
               "batches_timed": len(run.batches)}
-    log(f"  packed={pack} bucketed={bucket}: {median:.1f} ms/step, "
+    log(f"  {name}: {median:.1f} ms/step, "
         f"{record['examples_per_second']:.0f} examples/s, "
         f"{record['seconds_per_epoch']:.1f} s/epoch, mean width {record['mean_width']:.1f}")
     out.append(record)

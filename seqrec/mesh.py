@@ -137,6 +137,12 @@ def item_table_rules(embeddings: Sequence[str] = (), outputs: Sequence[str] = ()
           *((f"{path}/bias", P(MODEL)) for path in outputs))
 
 
+def axis_size(axis: str) -> int:
+  """The size of `axis` (DATA or MODEL) of the mesh being traced under (1: none)."""
+  mesh = jax.sharding.get_abstract_mesh()
+  return 1 if mesh.empty else mesh.shape.get(axis, 1)
+
+
 def constrain_items(scores: jax.Array) -> jax.Array:
   """`scores` [..., V] kept split over `model` along the item axis V.
 
@@ -145,8 +151,7 @@ def constrain_items(scores: jax.Array) -> jax.Array:
   shard by shard with a cross-device reduction instead of gathering full rows.
   Elsewhere (one device, no mesh in context) it returns `scores` unchanged.
   """
-  mesh = jax.sharding.get_abstract_mesh()
-  if mesh.empty or mesh.shape.get(MODEL, 1) == 1:
+  if axis_size(MODEL) == 1:
     return scores
   # Leading dims unconstrained: they keep whatever batch split they have.
   spec = P(*[P.UNCONSTRAINED] * (scores.ndim - 1), MODEL)

@@ -83,14 +83,17 @@ def num_negatives(num_items: int, configured: int | None, default_fraction: floa
 
 def objective(kind: str, hidden: jax.Array, kernel: jax.Array, bias: jax.Array | None,
               targets: jax.Array, weights: jax.Array, rng: jax.Array, vocab_size: int,
-              negatives: int, groups_and_size: tuple[int, int] | None = None) -> jax.Array:
+              negatives: int, groups_and_size: tuple[int, int] | None = None,
+              chunk_scores: bool = True) -> jax.Array:
   """The scalar training loss of `kind` (one of LOSSES) over weighted positions.
 
   "bce" is SASRec's original loss: each position's target against one
   uniformly drawn negative item, binary cross-entropy on both. With
   `groups_and_size` (the packing shape) the weighted positions are packed
   first; per-position draws are made before packing, so the loss and its
-  gradients do not depend on it.
+  gradients do not depend on it. `chunk_scores` False forms the full
+  softmax's scores whole instead of in chunks (`losses.score_chunk`): the same
+  loss, more memory traffic.
   """
   per_position = [hidden, targets]
   if kind == "bce":
@@ -99,7 +102,8 @@ def objective(kind: str, hidden: jax.Array, kernel: jax.Array, bias: jax.Array |
     weights, per_position = packing.pack(weights, per_position, *groups_and_size)
   hidden, targets = per_position[:2]
   if kind == "full":
-    return losses.softmax_cross_entropy(hidden, kernel, bias, targets, weights, vocab_size)
+    return losses.softmax_cross_entropy(hidden, kernel, bias, targets, weights, vocab_size,
+                                        chunk=None if chunk_scores else kernel.shape[1])
   if kind == "sampled":
     return losses.sampled_softmax_cross_entropy(hidden, kernel, bias, targets, weights,
                                                 negatives, rng, vocab_size)
@@ -112,7 +116,7 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
               corrupt: Corrupt | None = None,
               corrupt_positions: Callable[[Arrays], np.ndarray] | None = None,
               eval_inputs: Callable[[jax.Array], jax.Array] | None = None,
-              padding_invariant: bool = False) -> Task:
+              padding_invariant: bool = False, chunk_scores: bool = True) -> Task:
   """The training and evaluation functions of a next-item model.
 
   Args:
@@ -131,6 +135,7 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
       seq[:, -1]; default seq[:, :-1].
     padding_invariant: the model's states do not depend on the amount of left
       padding (`Task.padding_invariant`).
+    chunk_scores: the full softmax scores items in chunks (`objective`).
   Returns:
     The task; `evaluate` gives MRR/HR/NDCG at `ks`, each [B], for full ranking
     and every protocol whose arrays the batch carries (`seqrec.protocols`).
@@ -151,7 +156,8 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
     kernel, bias = model.head(params)
     value = objective(loss, hidden, kernel, bias, targets, weights, loss_rng,
                       model.vocab_size, negatives,
-                      batch[packing.KEY].shape if packing.KEY in batch else None)
+                      batch[packing.KEY].shape if packing.KEY in batch else None,
+                      chunk_scores)
     return value, {"targets_per_row": jnp.mean(jnp.sum(weights, axis=1,
                                                        dtype=jnp.float32))}
 

@@ -87,13 +87,18 @@ def test_no_logits_are_formed_for_padding():
 def test_throughput_times_every_variant_the_task_allows():
   config = sasrec.get_config("tiny")  # a padding-invariant model: it may bucket
   config.max_len = 60
-  built = registry.build(config, experiment.load_data(config))
-  records = benchmark.throughput(built.task, built.train, batch_size=16, repeats=1,
-                                 steps=2, log=lambda _: None)
-  variants = [(False, False), (True, False), (True, True)]
-  assert [(r["packed"], r["bucketed"]) for r in records] == variants
+  data = experiment.load_data(config)
+  built = registry.build(config, data)
+  whole_config = config.copy_and_resolve_references()
+  whole_config.chunk_scores = False
+  whole = registry.build(whole_config, data)
+  records = benchmark.throughput(built.task, whole.task, built.train, batch_size=16,
+                                 repeats=1, steps=2, log=lambda _: None)
+  assert [r["variant"] for r in records] == list(benchmark.VARIANTS)
+  assert [(r["packed"], r["bucketed"], r["chunked"]) for r in records] == [
+      (False, False, False), (True, False, False), (True, False, True), (True, True, True)]
   assert all(r["step_ms"] > 0 and r["seconds_per_epoch"] > 0 for r in records)
   assert all(0 < r["target_share"] < 1 for r in records)
-  assert [r["batches_timed"] for r in records] == [1, 2, 2]
+  assert [r["batches_timed"] for r in records] == [1, 2, 2, 2]
   widths = [r["mean_width"] for r in records]
-  assert widths[:2] == [60, 60] and all(w < 60 for w in widths[2:])
+  assert widths[:3] == [60, 60, 60] and widths[3] < 60
