@@ -91,14 +91,8 @@ def tuning(c: ml_collections.ConfigDict,
   """The budget's grid points for config `c`, as (key, value) overrides:
   model.dropout, learning_rate and each of `width_keys` ("model.hidden", ...)
   times the scale."""
-  def value(key: str) -> Any:
-    node = c
-    for part in key.split("."):
-      node = node[part]
-    return node
-
   return [(("model.dropout", dropout), ("learning_rate", rate),
-           *((key, value(key) * scale) for key in width_keys))
+           *((key, c[key] * scale) for key in width_keys))
           for dropout, rate, scale in itertools.product(DROPOUTS, LEARNING_RATES,
                                                         WIDTH_SCALES)]
 

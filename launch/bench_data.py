@@ -17,8 +17,8 @@ reads only its half of the training rows). Each process reports its phases; its
 peak RSS comes from `os.wait4` (of two processes, the larger). After the first
 step it times, over --steps steps, the host's part of a step
 (`Trainer.train_batch`: rows, gather, transfer), the step itself run
-synchronously (wait for each step before building the next batch), and the steps as the trainer runs them (two in flight) without
-and with the prefetch thread (`seqrec.prefetch`): ms per step and how long
+synchronously (wait for each step before building the next batch), and the
+steps as the trainer runs them (two in flight) without and with the prefetch thread (`seqrec.prefetch`): ms per step and how long
 the loop waits for its batch.
 
 Writes OUT/bench_data.json and OUT/bench_data.png and prints a table.
@@ -87,7 +87,8 @@ def _child(path: str, cache_dir: str) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from configs import cmnrec  # pylint: disable=g-import-not-at-top
-  from seqrec import distributed, experiment, registry, sources  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from seqrec import distributed, experiment, registry, sources
   from seqrec.trainer import Trainer  # pylint: disable=g-import-not-at-top
 
   distributed.initialize(_CHILD_COORDINATOR.value or None, _CHILD_PROCESSES.value,
@@ -242,7 +243,8 @@ def main(argv: list[str]) -> None:
           f"{cold['first_step_s']:.1f}), peak {cold['peak_rss_mb']:7.0f} MB = "
           f"{cold['peak_rss_mb'] / cold['interactions_mb']:.1f}x the interactions; warm "
           f"{warm['to_first_step_s']:5.1f} s, peak {warm['peak_rss_mb']:7.0f} MB; host "
-          f"{cold['host_ms_per_step']:.2f} ms/step, the loop waits {cold['host_wait_ms_prefetch0']:.2f} "
+          f"{cold['host_ms_per_step']:.2f} ms/step, the loop waits "
+          f"{cold['host_wait_ms_prefetch0']:.2f} "
           f"ms for it without prefetch, {cold['host_wait_ms_prefetch1']:.2f} ms with; step "
           f"{cold['step_ms_synchronous']:.1f} ms synchronous, {cold['step_ms_prefetch0']:.1f} "
           f"ms as trained, {cold['step_ms_prefetch1']:.1f} ms with prefetch; 2 processes, "

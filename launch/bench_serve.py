@@ -1,4 +1,5 @@
-r"""Serving benchmark: top-100 users/s against catalogue size and mesh, and many tasks on one backbone.
+r"""Serving benchmark: top-100 users/s against catalogue size and mesh, and many
+tasks on one backbone.
 
   python -m launch.bench_serve --out=docs
   python -m launch.bench_serve --out=/tmp/q --catalogs=1000 --devices=1,2 --tasks=1,4 \
