@@ -83,19 +83,23 @@ def test_chunked_scores_give_the_whole_softmax_loss_and_gradients():
     _assert_same(chunked, whole)
 
 
-def test_chunked_scores_never_form_a_targets_by_items_array():
-  hidden, kernel, bias, targets, weights = _setup(5, num_items=64)
-
+def largest_array(fn, *args) -> int:
+  """Elements of the largest array that `fn(*args)` forms, in any sub-jaxpr."""
   def sizes(jaxpr):
     for eqn in jaxpr.eqns:
       yield from (v.aval.size for v in eqn.outvars if hasattr(v.aval, "size"))
       for sub in jax.extend.core.jaxprs_in_params(eqn.params):
         yield from sizes(sub)
 
+  return max(sizes(jax.make_jaxpr(fn)(*args).jaxpr))
+
+
+def test_chunked_scores_never_form_a_targets_by_items_array():
+  hidden, kernel, bias, targets, weights = _setup(5, num_items=64)
+
   def largest(chunk):
-    grads = jax.grad(lambda h, k, b: losses.softmax_cross_entropy(
-        h, k, b, targets, weights, chunk=chunk), argnums=(0, 1, 2))
-    return max(sizes(jax.make_jaxpr(grads)(hidden, kernel, bias).jaxpr))
+    return largest_array(jax.grad(lambda h, k, b: losses.softmax_cross_entropy(
+        h, k, b, targets, weights, chunk=chunk), argnums=(0, 1, 2)), hidden, kernel, bias)
 
   scores = targets.size * 64
   assert largest(chunk=64) >= scores  # the whole softmax does form them

@@ -8,6 +8,7 @@ import pytest
 
 from configs import cmnrec, nextitnet, sasrec
 from seqrec import benchmark, experiment, packing, registry, trainer
+from tests.seqrec.test_losses import largest_array
 
 CONFIGS = {"cmnrec": cmnrec, "nextitnet": nextitnet, "sasrec": sasrec}
 
@@ -102,3 +103,32 @@ def test_throughput_times_every_variant_the_task_allows():
   assert [r["batches_timed"] for r in records] == [1, 2, 2, 2]
   widths = [r["mean_width"] for r in records]
   assert widths[:3] == [60, 60, 60] and widths[3] < 60
+
+
+@pytest.mark.parametrize("family", ["cmnrec", "nextitnet", "sasrec"])
+def test_chunked_scores_leave_every_familys_loss_and_gradients_unchanged(family):
+  # Over 1,024 items: above one chunk of `losses.score_chunk`, so the scan runs.
+  config = CONFIGS[family].get_config("tiny")
+  config.synthetic.update(dict(num_users=2000, num_items=2000))
+  if family == "cmnrec":
+    config.model.kind = "gru4rec"
+  data = experiment.load_data(config)
+  values = {}
+  for chunked in (True, False):
+    config.chunk_scores = chunked
+    built = registry.build(config, data)
+    loop = trainer.Trainer(built.task, trainer.TrainConfig(workdir="", num_steps=1,
+                                                           batch_size=16, num_devices=1))
+    batch = loop.train_batch(built.train, 0)
+    params = built.task.init(jax.random.key(0))
+    grads = jax.value_and_grad(lambda p, b: built.task.loss(p, b, jax.random.key(1))[0])
+    targets = (np.prod(batch[packing.KEY].shape) if packing.KEY in batch
+               else 16 * (config.max_len - 1))
+    # The scores [targets, items] are formed whole only without chunks.
+    assert len(built.items) > 1024
+    assert (largest_array(grads, params, batch) >= targets * len(built.items)) != chunked
+    values[chunked] = jax.jit(grads)(params, batch)
+  (chunked, chunked_grads), (whole, whole_grads) = values[True], values[False]
+  np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(chunked_grads), jax.tree.leaves(whole_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
