@@ -20,17 +20,19 @@ METRICS = {"recall@10": "hr@10", "ndcg@10": "ndcg@10", "mrr@10": "mrr@10"}
 
 
 def ours_epoch_seconds(workdir: str, steps_per_epoch: int) -> list[float]:
-  """Seconds per epoch of each logged window of at least half an epoch of
-  training steps (compilation of the first step excluded): one per epoch when
-  the run validates every epoch. Shorter windows (a step or two between a log
-  and an evaluation) time too few batches to stand for an epoch."""
+  """Seconds of each epoch of training, from the trainer's running totals
+  (`train_seconds` over `timed_steps`, which leave out evaluation and the first
+  step's compilation) at each epoch's last step, scaled to a whole epoch. The
+  run must validate once per epoch, so that a logged record ends each epoch."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    train = [r for r in map(json.loads, f) if r["split"] == "train"]
-  out, last = [], 0
-  for record in train:
-    window, last = record["step"] - last, record["step"]
-    if record.get("steps_per_second") and 2 * window >= steps_per_epoch:
-      out.append(steps_per_epoch / record["steps_per_second"])
+    ends = [r for r in map(json.loads, f)
+            if r["split"] == "train" and r["step"] % steps_per_epoch == 0]
+  out, seconds, steps = [], 0.0, 0
+  for record in ends:
+    if record["timed_steps"] > steps:
+      out.append(steps_per_epoch * (record["train_seconds"] - seconds)
+                 / (record["timed_steps"] - steps))
+    seconds, steps = record["train_seconds"], record["timed_steps"]
   return out
 
 
