@@ -129,7 +129,8 @@ def step(cell: str, hidden_kernel: jax.Array, state: State,
 
 
 def run(cell: str, hidden_kernel: jax.Array, state: State, inputs: jax.Array,
-        offset: jax.Array | None = None, unroll: int = 1) -> tuple[State, jax.Array]:
+        offset: jax.Array | None = None, unroll: int = 1,
+        keep: jax.Array | None = None) -> tuple[State, jax.Array]:
   """The controller over a run of steps with `lax.scan`.
 
   Args:
@@ -138,12 +139,19 @@ def run(cell: str, hidden_kernel: jax.Array, state: State, inputs: jax.Array,
     offset: [B, G*h] a pre-activation shared by every step (the read vector's
       projection, constant inside a chunk), or None.
     unroll: `lax.scan` unroll factor.
+    keep: bool [L, B], the steps that update the state; elsewhere the state
+      passes through unchanged (padding skipped). None: every step.
   Returns:
     (final state, outputs [L, B, h]).
   """
-  def body(state, pre):
+  def body(state, xs):
+    pre, kept = xs
     if offset is not None:
       pre = pre + offset
-    return step(cell, hidden_kernel, state, pre)
+    new_state, out = step(cell, hidden_kernel, state, pre)
+    if kept is not None:
+      new_state = tuple(jnp.where(kept[:, None], new, old)
+                        for new, old in zip(new_state, state))
+    return new_state, out
 
-  return jax.lax.scan(body, state, inputs, unroll=unroll)
+  return jax.lax.scan(body, state, (inputs, keep), unroll=unroll)

@@ -47,6 +47,7 @@ def build(config: Any, data: Interactions) -> Experiment:
       next_item_model(mnr), loss=config.loss,
       negatives=next_item.num_negatives(mnr.num_items, config.num_negatives,
                                         NEGATIVE_FRACTION),
-      param_rules=models.PARAM_RULES, chunk_scores=config.chunk_scores)
+      param_rules=models.PARAM_RULES, padding_invariant=mnr.skip_padding,
+      chunk_scores=config.chunk_scores)
   return next_item.experiment(task, data, seqs, splits, config.protocol)
 

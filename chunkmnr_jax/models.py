@@ -80,6 +80,11 @@ class MnrConfig:
       chunk summary a_t replaces h) or "paper" (summary first, then the access
       from a_t's interface, a_t replaces h).
     scan_unroll: unroll factor of every `lax.scan`.
+    skip_padding: controller kinds only: padding steps leave the state at its
+      initial value, so a step's output does not depend on how much left
+      padding precedes the history (length bucketing allowed). RecBole's
+      GRU4Rec computes the same over right-padded sequences. Off by default:
+      the memory models' write schedule counts the padding steps.
     vocab_multiple: pad the item embedding rows and head columns to a multiple
       of this, so they split evenly over `vocab_multiple` (or a divisor)
       model-parallel devices.
@@ -98,6 +103,7 @@ class MnrConfig:
   dropout: float = 0.5
   attention_variant: str = "code"
   scan_unroll: int = 1
+  skip_padding: bool = False
   vocab_multiple: int = 1
   dtype: str = "float32"
 
@@ -114,6 +120,10 @@ class MnrConfig:
         raise InputError(f"{name}={getattr(self, name)} must be at least 1")
     if not 0.0 <= self.dropout < 1.0:
       raise InputError(f"dropout={self.dropout} must be in [0, 1)")
+    if self.skip_padding and self.has_memory:
+      raise InputError(f"skip_padding=True with kind={self.kind!r}: only the controller "
+                       f"kinds {CONTROLLER_KINDS} can skip padding (the memory's chunk "
+                       "boundaries count padding steps)")
 
   @property
   def vocab_size(self) -> int:
@@ -343,8 +353,9 @@ class MemoryRecommender(nn.Module):
         reads = jnp.broadcast_to(initial.read_vectors.reshape(1, 1, -1),
                                  (1, batch, c.read_width)).astype(c.compute_dtype)
         offset = reads[0] @ cw.read_kernel
+      keep = inputs.T != 0 if c.skip_padding else None
       _, outputs = ctrl.run(c.cell, cw.hidden_kernel, state, items, offset,
-                            c.scan_unroll)
+                            c.scan_unroll, keep)
       if output_mask is not None:
         outputs = outputs * output_mask
       return outputs, reads, (0,) * num_steps

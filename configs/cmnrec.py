@@ -23,7 +23,8 @@ def get_config(arg: str | None = None):
       embed_dim=128, hidden=256, memory_slots=6, slot_width=256, read_heads=3,
       attention_dim=64, controller="lstm", dropout=0.5,
       attention_variant="code",  # or "paper" (Algorithm 1's order)
-      scan_unroll=1))
+      scan_unroll=1,
+      skip_padding=False))  # lstm4rec/gru4rec/floor: True allows bucket_lengths
   # Each sequence already carries up to max_len-1 targets: small batches.
   c.batch_size = 32
   c.num_epochs = 2.0

@@ -217,6 +217,25 @@ def test_bad_config_names_the_field(field, value):
     models.MnrConfig(**{**TINY, "kind": "tsc", field: value})
 
 
+def test_skip_padding_is_for_the_controller_kinds_only():
+  with pytest.raises(InputError, match="skip_padding=True with kind='tsc'"):
+    _config("tsc", skip_padding=True)
+
+
+@pytest.mark.parametrize("kind", ["lstm4rec", "gru4rec"])
+def test_skip_padding_changes_nothing_after_a_real_item_of_a_full_row(kind):
+  """Skipping padding only holds the state over padding steps: a row without
+  padding computes exactly what it did, a padded row another function."""
+  inputs = _inputs()
+  plain, skipping = _config(kind), _config(kind, skip_padding=True)
+  params = _init(plain)
+  want, got = _hidden(plain, params, inputs), _hidden(skipping, params, inputs)
+  got, want = np.asarray(got), np.asarray(want)
+  full_row = np.abs(got[0] - want[0]).max()  # row 0 has no padding
+  padded = np.abs(got[1:] - want[1:])[np.asarray(inputs)[1:] != 0].max()
+  assert full_row < 1e-8 and padded > 1e3 * full_row, (full_row, padded)
+
+
 def test_more_slots_than_steps_is_rejected_at_trace_time():
   config = _config("tsc", memory_slots=NUM_STEPS + 1)
   with pytest.raises(InputError, match="num_slots"):
