@@ -18,8 +18,10 @@ selects the layout:
 
 Every kind predicts with y_t = o_t @ W_y + flat(r_t) @ W_r (size h; no read term
 without memory) followed by the item head [h, V], V = num_items + 1 with item 0
-as padding. The module returns the hidden states y; logits are formed by the
-loss (`seqrec.losses`) or by `last_scores`, only where needed.
+as padding. With `MnrConfig.tie_embedding` y has width E instead and the head
+is the item embedding itself ([E, V], no bias), as in RecBole's GRU4Rec and in
+SASRec. The module returns the hidden states y; logits are formed by the loss
+(`seqrec.losses`) or by `last_scores`, only where needed.
 
 For model parallelism (`PARAM_RULES`) the item embedding and the head are
 padded to a multiple of `MnrConfig.vocab_multiple` items. With `dtype`
@@ -80,6 +82,9 @@ class MnrConfig:
       chunk summary a_t replaces h) or "paper" (summary first, then the access
       from a_t's interface, a_t replaces h).
     scan_unroll: unroll factor of every `lax.scan`.
+    tie_embedding: y has width E and is scored against the item embedding
+      (no separate head, no bias): a third of the item parameters and half the
+      output layer's work at E = h/2. Off by default: the paper's head is [h, V].
     skip_padding: controller kinds only: padding steps leave the state at its
       initial value, so a step's output does not depend on how much left
       padding precedes the history (length bucketing allowed). RecBole's
@@ -104,6 +109,7 @@ class MnrConfig:
   attention_variant: str = "code"
   scan_unroll: int = 1
   skip_padding: bool = False
+  tie_embedding: bool = False
   vocab_multiple: int = 1
   dtype: str = "float32"
 
@@ -147,6 +153,11 @@ class MnrConfig:
   @property
   def has_memory(self) -> bool:
     return self.kind in MEMORY_KINDS
+
+  @property
+  def output_width(self) -> int:
+    """The width of y: E with a tied embedding, else h."""
+    return self.embed_dim if self.tie_embedding else self.hidden
 
   @property
   def read_width(self) -> int:
@@ -271,11 +282,12 @@ class MemoryRecommender(nn.Module):
       self.attention_hidden = _Kernel((c.hidden, c.attention_dim), dtype)
       self.attention_read = _Kernel((c.read_width, c.attention_dim), dtype)
       self.attention_score = _Kernel((c.attention_dim, 1), dtype)
-    self.output_hidden = _Kernel((c.hidden, c.hidden), dtype)
+    self.output_hidden = _Kernel((c.hidden, c.output_width), dtype)
     if c.read_width:
-      self.output_read = _Kernel((c.read_width, c.hidden), dtype)
-    # Float32 and applied by `seqrec.losses`, which computes scores in float32.
-    self.head = _Head(c.hidden, c.table_size)
+      self.output_read = _Kernel((c.read_width, c.output_width), dtype)
+    if not c.tie_embedding:
+      # Float32 and applied by `seqrec.losses`, which computes scores in float32.
+      self.head = _Head(c.hidden, c.table_size)
 
   def __call__(self, inputs: jax.Array, train: bool = False) -> jax.Array:
     """Hidden states y of every step.
@@ -284,13 +296,14 @@ class MemoryRecommender(nn.Module):
       inputs: int [B, T] item ids, 0 = padding (left-padded).
       train: apply dropout (needs the "dropout" rng).
     Returns:
-      [B, T, h].
+      [B, T, h] ([B, T, E] with a tied embedding).
     """
     outputs, reads, versions = self._encode(inputs, train)
     hidden = outputs @ self.output_hidden()
     if reads is not None:
       hidden = hidden + _per_step(reads @ self.output_read(), versions)
-    self.head()  # declared here for `init`; the loss applies it
+    if not self.config.tie_embedding:
+      self.head()  # declared here for `init`; the loss applies it
     return jnp.transpose(hidden, (1, 0, 2))
 
   def declare(self) -> None:
@@ -300,10 +313,12 @@ class MemoryRecommender(nn.Module):
     self.output_hidden()
     if self.config.read_width:
       self.output_read()
-    self.head()
+    if not self.config.tie_embedding:
+      self.head()
 
   def last_hidden(self, inputs: jax.Array) -> jax.Array:
-    """Hidden state y of the last step only, without dropout: [B, T] -> [B, h]."""
+    """Hidden state y of the last step only, without dropout: [B, T] -> [B, h]
+    ([B, E] with a tied embedding)."""
     outputs, reads, versions = self._encode(inputs, train=False)
     hidden = outputs[-1] @ self.output_hidden()
     if reads is not None:
@@ -450,8 +465,12 @@ class MemoryRecommender(nn.Module):
     return chunk
 
 
-def head_weights(params: Any) -> tuple[jax.Array, jax.Array]:
-  """The item head (kernel [h, V], bias [V]) from `MemoryRecommender` variables."""
+def head_weights(params: Any) -> tuple[jax.Array, jax.Array | None]:
+  """The item head from `MemoryRecommender` variables: kernel [h, V] and bias
+  [V], or the transposed item embedding [E, V] and None when it is tied (the
+  variables have no head)."""
+  if "head" not in params["params"]:
+    return params["params"]["embed"]["embedding"].T, None
   head = params["params"]["head"]
   return head["kernel"], head["bias"]
 

@@ -24,7 +24,8 @@ def get_config(arg: str | None = None):
       attention_dim=64, controller="lstm", dropout=0.5,
       attention_variant="code",  # or "paper" (Algorithm 1's order)
       scan_unroll=1,
-      skip_padding=False))  # lstm4rec/gru4rec/floor: True allows bucket_lengths
+      skip_padding=False,  # lstm4rec/gru4rec/floor: True allows bucket_lengths
+      tie_embedding=False))  # True: y scored against the item embedding (RecBole's GRU4Rec)
   # Each sequence already carries up to max_len-1 targets: small batches.
   c.batch_size = 32
   c.num_epochs = 2.0

@@ -35,7 +35,8 @@ HARDWARE = ("num_devices", "prefetch")
 # Keys added after workdirs were written, with the value that does what those
 # runs did: an older config.json without the key means that value.
 ADDED = {"bucket_lengths": False, "row_shards": 1, "patience": 0, "model.dropout": 0.0,
-         "chunk_scores": True, "model.skip_padding": False}
+         "chunk_scores": True, "model.skip_padding": False,
+         "model.tie_embedding": False}
 
 
 def write_json(path: str, value: Any) -> None:

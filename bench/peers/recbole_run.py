@@ -30,7 +30,8 @@ from recbole.trainer import Trainer
 from recbole.utils import get_model, init_seed
 
 SIZES = {
-    # configs/cmnrec.py:beauty with model.kind=gru4rec (embed 64, hidden 128, dropout 0.3).
+    # configs/cmnrec.py:beauty with model.kind=gru4rec and model.tie_embedding=True (embed
+    # 64, hidden 128 projected back to 64, scored against the item embedding, dropout 0.3).
     "GRU4Rec": dict(embedding_size=64, hidden_size=128, num_layers=1, dropout_prob=0.3),
     # configs/sasrec.py:beauty (D=64, 2 blocks, 1 head, FFN width D, dropout 0.2).
     "SASRec": dict(hidden_size=64, inner_size=64, n_layers=2, n_heads=1,

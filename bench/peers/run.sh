@@ -38,10 +38,12 @@ print(len(registry.build(c, experiment.load_data(c)).train['seq']) // c.batch_si
 COMMON=(--config.dataset="sasrec:$DATA" --config.num_epochs="$OURS_EPOCHS"
         --config.eval_every="$EPOCH_STEPS" --config.select_metric=ndcg@10
         --config.protocol.sampled=)
-declare -A OURS=([GRU4Rec]="configs/cmnrec.py:beauty --config.model.kind=gru4rec"
+# RecBole's GRU4Rec projects the GRU's output to the embedding width and scores items
+# against the item embedding itself: our tie_embedding.
+declare -A OURS=([GRU4Rec]="configs/cmnrec.py:beauty --config.model.kind=gru4rec --config.model.tie_embedding=True"
                  [SASRec]="configs/sasrec.py:beauty")
 for MODEL in $MODELS; do
-  # shellcheck disable=SC2086  # the config and its model override are two words
+  # shellcheck disable=SC2086  # the config and its model overrides are separate words
   python -m launch.train --config=${OURS[$MODEL]} "${COMMON[@]}" --workdir="$OUT/ours_$MODEL"
 done
 python bench/peers/compare.py --runs="$OUT" --models="${MODELS// /,}" --out="$OUT/beauty.json"

@@ -68,9 +68,10 @@ def test_loss_does_not_depend_on_sharding():
   np.testing.assert_allclose(loss_fn(params, sharded), value, rtol=1e-5)
 
 
-def test_short_training_run_learns_and_beats_popularity():
+@pytest.mark.parametrize("overrides", [{}, {"kind": "gru4rec", "tie_embedding": True}])
+def test_short_training_run_learns_and_beats_popularity(overrides):
   rng = np.random.default_rng(0)
-  task = family_task(_config(), loss="full")
+  task = family_task(_config(**overrides), loss="full")
   params = task.init(jax.random.key(0))
   optimizer = optax.adam(1e-2)
 

@@ -159,7 +159,7 @@ def test_last_hidden_is_the_last_step_of_call():
 
 @pytest.mark.parametrize("kind,overrides", [
     ("srmn", {}), ("pec", {}), ("tsc", {}), ("exc", {}), ("lstm4rec", {}),
-    ("gru4rec", {}), ("floor", {}),
+    ("gru4rec", {}), ("floor", {}), ("gru4rec", {"tie_embedding": True}),
     ("tsc", {"controller": "gru", "attention_variant": "paper"})])
 def test_gradients_are_finite(kind, overrides):
   # Two slots and five steps: every layout feature, a smaller program to compile.
@@ -173,6 +173,12 @@ def test_gradients_are_finite(kind, overrides):
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
   # The recurrence is trained, not just the head.
   assert float(jnp.abs(grads["params"]["controller"]["hidden_kernel"]).sum()) > 0
+  if overrides.get("tie_embedding"):
+    # The tied table learns as the output layer too: rows of items that are
+    # never an input get gradients through the softmax.
+    unseen = np.setdiff1d(np.arange(1, TINY["num_items"] + 1), batch["seq"][:, :-1])
+    assert unseen.size and bool(jnp.all(jnp.abs(
+        grads["params"]["embed"]["embedding"][unseen]).sum(axis=1) > 0))
 
 
 def test_lstm_step_matches_flax_lstm_cell():
@@ -250,3 +256,21 @@ def test_cheap_init_declares_what_the_model_uses(kind):
   declared = jax.eval_shape(lambda: _init(config))
   traced = jax.eval_shape(lambda: model.init(jax.random.key(1), _inputs()))
   assert shapes(declared) == shapes(traced)
+
+
+@pytest.mark.parametrize("kind", ["gru4rec", "tsc"])
+def test_tied_embedding_scores_items_with_their_input_embedding(kind):
+  config = _config(kind, tie_embedding=True, embed_dim=6)
+  params = _init(config)
+  assert "head" not in params["params"]
+  model = models.MemoryRecommender(config)
+  inputs = _inputs()
+  last, scores = jax.jit(lambda p, x: (
+      model.apply(p, x, method=models.MemoryRecommender.last_hidden),
+      models.last_scores(model, p, x)))(params, inputs)
+  assert last.shape == (4, 6)
+  expected = np.array(last @ params["params"]["embed"]["embedding"].T)
+  expected[:, 0] = -np.inf
+  np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+  traced = jax.eval_shape(lambda: model.init(jax.random.key(1), inputs))
+  assert jax.tree.map(jnp.shape, traced) == jax.tree.map(jnp.shape, params)
