@@ -70,7 +70,7 @@ class MnrConfig:
     kind: one of KINDS.
     num_items: number of real items; ids are 1..num_items, 0 is padding.
     embed_dim: E, the item embedding width.
-    hidden: h, the controller width (also the width of y).
+    hidden: h, the controller width (also the width of y, but see tie_embedding).
     memory_slots: N = m, the number of memory slots and of chunks.
     slot_width: W, the width of a memory slot.
     read_heads: R, the number of read heads.
