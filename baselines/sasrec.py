@@ -14,7 +14,9 @@ is the original one-negative binary cross-entropy (negatives drawn uniformly
 from the items, where the paper draws from items the user has not seen);
 "sampled" is CE over `config.num_negatives` shared negatives.
 
-Config (configs/sasrec.py): config.model.{hidden, num_blocks, num_heads, dropout}.
+Config (configs/sasrec.py): config.model.{hidden, num_blocks, num_heads, dropout,
+ffn_dim, activation}. The feed-forward net is D wide with ReLU by default (the
+paper's); RecBole 1.2.1's SASRec uses ffn_dim=4D (256) with GELU and 2 heads.
 """
 
 from __future__ import annotations
@@ -35,12 +37,16 @@ _INIT = nn.initializers.normal(0.02)
 # The one item table: rows split over `model`; as the output layer its
 # transpose is split by item columns like every other family's head.
 PARAM_RULES = mesh.item_table_rules(["params/embed/embedding"])
+# GELU exact (erf), as PyTorch's default that RecBole uses.
+_ACTIVATIONS = {"relu": nn.relu, "gelu": lambda y: nn.gelu(y, approximate=False)}
 
 
 @dataclasses.dataclass(frozen=True)
 class SASRecConfig:
   """Attributes: num_items; max_steps T (positions); hidden D; num_blocks;
-  num_heads; dropout; vocab_multiple (item-table padding); dtype (compute)."""
+  num_heads; dropout; ffn_dim (the feed-forward net's inner width, 0: D);
+  activation ("relu" or "gelu"); vocab_multiple (item-table padding); dtype
+  (compute)."""
 
   num_items: int
   max_steps: int
@@ -48,6 +54,8 @@ class SASRecConfig:
   num_blocks: int = 2
   num_heads: int = 1
   dropout: float = 0.2
+  ffn_dim: int = 0
+  activation: str = "relu"
   vocab_multiple: int = 1
   dtype: str = "float32"
 
@@ -59,6 +67,12 @@ class SASRecConfig:
       raise InputError(f"config.model.hidden={self.hidden} is not divisible by "
                        f"config.model.num_heads={self.num_heads}")
     errors.require_rate(self.dropout, "config.model.dropout")
+    if self.ffn_dim < 0:
+      raise InputError(f"config.model.ffn_dim={self.ffn_dim}: must be 0 (the width D) "
+                       "or positive")
+    if self.activation not in _ACTIVATIONS:
+      raise InputError(f"config.model.activation={self.activation!r}: must be one of "
+                       f"{sorted(_ACTIVATIONS)}")
 
   @property
   def table_size(self) -> int:
@@ -80,8 +94,9 @@ class Block(nn.Module):
         c.num_heads, dtype=dtype, kernel_init=_INIT, dropout_rate=c.dropout,
         deterministic=not train, name="attention")(query, x, mask=mask))
     y = nn.LayerNorm(dtype=dtype, name="ln2")(x)
-    y = nn.Dense(c.hidden, dtype=dtype, kernel_init=_INIT, name="ffn1")(y)
-    y = nn.Dense(c.hidden, dtype=dtype, kernel_init=_INIT, name="ffn2")(drop(nn.relu(y)))
+    y = nn.Dense(c.ffn_dim or c.hidden, dtype=dtype, kernel_init=_INIT, name="ffn1")(y)
+    y = nn.Dense(c.hidden, dtype=dtype, kernel_init=_INIT,
+                 name="ffn2")(drop(_ACTIVATIONS[c.activation](y)))
     return x + drop(y)
 
 

@@ -19,8 +19,9 @@ from configs import base
 
 def get_config(arg: str | None = None):
   c = base.base("sasrec")
+  # ffn_dim=0: the feed-forward net is `hidden` wide (the paper's).
   c.model = ml_collections.ConfigDict(dict(hidden=64, num_blocks=2, num_heads=1,
-                                           dropout=0.2))
+                                           dropout=0.2, ffn_dim=0, activation="relu"))
   c.batch_size = 128
   c.num_epochs = 20.0
   if arg == "ml100k":

@@ -6,22 +6,27 @@ import numpy as np
 import pytest
 
 from baselines import sasrec
+from seqrec.errors import InputError
 from tests.baselines.learning import hr10_against_popularity, learnable_config
 
 CONFIG = sasrec.SASRecConfig(num_items=20, max_steps=9, hidden=8, num_blocks=2,
                              num_heads=2, dropout=0.0)
+# RecBole's block: a 4D-wide GELU feed-forward net.
+WIDE_GELU = sasrec.SASRecConfig(num_items=20, max_steps=9, hidden=8, num_blocks=2,
+                                num_heads=2, dropout=0.0, ffn_dim=32, activation="gelu")
 
 
-def _model_and_inputs():
-  model = sasrec.SASRec(CONFIG)
+def _model_and_inputs(config=CONFIG):
+  model = sasrec.SASRec(config)
   inputs = jnp.asarray(np.random.default_rng(0).integers(1, 21, (3, 9)), jnp.int32)
   inputs = inputs.at[0, :4].set(0)  # one left-padded row
   return model, model.init(jax.random.key(0), inputs), inputs
 
 
+@pytest.mark.parametrize("config", [CONFIG, WIDE_GELU], ids=["paper", "wide_gelu"])
 @pytest.mark.parametrize("position", [4, 6, 8])
-def test_a_later_item_never_changes_an_earlier_prediction(position):
-  model, params, inputs = _model_and_inputs()
+def test_a_later_item_never_changes_an_earlier_prediction(position, config):
+  model, params, inputs = _model_and_inputs(config)
   hidden = model.apply(params, inputs)
   changed = model.apply(params, inputs.at[:, position].set(7))
   np.testing.assert_allclose(hidden[:, :position], changed[:, :position], atol=1e-6)
@@ -36,6 +41,19 @@ def test_padding_is_never_attended_to():
   np.testing.assert_allclose(model.apply(params, inputs[:1, 2:])[:, 2:], hidden[:1, 4:],
                              atol=1e-5)
   assert np.all(np.isfinite(hidden))
+
+
+def test_the_feed_forward_width_and_activation_are_the_configured_ones():
+  params = _model_and_inputs(WIDE_GELU)[1]["params"]["block_0"]
+  assert params["ffn1"]["kernel"].shape == (8, 32)
+  assert params["ffn2"]["kernel"].shape == (32, 8)
+  model, all_params, inputs = _model_and_inputs(WIDE_GELU)
+  relu = sasrec.SASRec(sasrec.SASRecConfig(**{**WIDE_GELU.__dict__, "activation": "relu"}))
+  assert not np.allclose(model.apply(all_params, inputs), relu.apply(all_params, inputs))
+  paper = _model_and_inputs()[1]["params"]["block_0"]
+  assert paper["ffn1"]["kernel"].shape == (8, 8)
+  with pytest.raises(InputError, match="config.model.activation='tanh'"):
+    sasrec.SASRecConfig(num_items=20, max_steps=9, activation="tanh")
 
 
 def test_sasrec_beats_popularity_on_synthetic_data(tmp_path):
