@@ -1,5 +1,7 @@
 """SASRec: causal and blind to padding, and it learns through the trainer."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,12 +46,12 @@ def test_padding_is_never_attended_to():
 
 
 def test_the_feed_forward_width_and_activation_are_the_configured_ones():
-  params = _model_and_inputs(WIDE_GELU)[1]["params"]["block_0"]
-  assert params["ffn1"]["kernel"].shape == (8, 32)
-  assert params["ffn2"]["kernel"].shape == (32, 8)
-  model, all_params, inputs = _model_and_inputs(WIDE_GELU)
-  relu = sasrec.SASRec(sasrec.SASRecConfig(**{**WIDE_GELU.__dict__, "activation": "relu"}))
-  assert not np.allclose(model.apply(all_params, inputs), relu.apply(all_params, inputs))
+  model, params, inputs = _model_and_inputs(WIDE_GELU)
+  block = params["params"]["block_0"]
+  assert block["ffn1"]["kernel"].shape == (8, 32)
+  assert block["ffn2"]["kernel"].shape == (32, 8)
+  relu = sasrec.SASRec(dataclasses.replace(WIDE_GELU, activation="relu"))
+  assert not np.allclose(model.apply(params, inputs), relu.apply(params, inputs))
   paper = _model_and_inputs()[1]["params"]["block_0"]
   assert paper["ffn1"]["kernel"].shape == (8, 8)
   with pytest.raises(InputError, match="config.model.activation='tanh'"):
