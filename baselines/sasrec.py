@@ -70,9 +70,7 @@ class SASRecConfig:
     if self.ffn_dim < 0:
       raise InputError(f"config.model.ffn_dim={self.ffn_dim}: must be 0 (the width D) "
                        "or positive")
-    if self.activation not in _ACTIVATIONS:
-      raise InputError(f"config.model.activation={self.activation!r}: must be one of "
-                       f"{sorted(_ACTIVATIONS)}")
+    errors.require_choice(self.activation, _ACTIVATIONS, "config.model.activation")
 
   @property
   def table_size(self) -> int:

@@ -49,7 +49,7 @@ import jax.numpy as jnp
 from chunkmnr_jax import controller as ctrl
 from chunkmnr_jax import dnc
 from chunkmnr_jax import schedule
-from seqrec import losses, mesh, precision
+from seqrec import errors, losses, mesh, precision
 from seqrec.errors import InputError
 
 MEMORY_KINDS = schedule.KINDS
@@ -114,18 +114,16 @@ class MnrConfig:
   dtype: str = "float32"
 
   def __post_init__(self):
-    choices = {"kind": KINDS, "controller": tuple(ctrl.GATES),
-               "attention_variant": ("code", "paper"), "dtype": precision.DTYPES}
-    for name, allowed in choices.items():
-      if getattr(self, name) not in allowed:
-        raise InputError(f"{name}={getattr(self, name)!r} is unknown; expected one "
-                         f"of {allowed}")
-    for name in ("num_items", "embed_dim", "hidden", "memory_slots", "slot_width",
-                 "read_heads", "attention_dim", "scan_unroll", "vocab_multiple"):
-      if getattr(self, name) < 1:
-        raise InputError(f"{name}={getattr(self, name)} must be at least 1")
-    if not 0.0 <= self.dropout < 1.0:
-      raise InputError(f"dropout={self.dropout} must be in [0, 1)")
+    # Named as the experiment config spells them (`chunkmnr_jax.family`).
+    for name, allowed in (("kind", KINDS), ("controller", ctrl.GATES),
+                          ("attention_variant", ("code", "paper"))):
+      errors.require_choice(getattr(self, name), allowed, f"config.model.{name}")
+    errors.require_choice(self.dtype, precision.DTYPES, "config.dtype")
+    errors.require_at_least_one(self, ("embed_dim", "hidden", "memory_slots", "slot_width",
+                                       "read_heads", "attention_dim", "scan_unroll"),
+                                "config.model.")
+    errors.require_at_least_one(self, ("num_items", "vocab_multiple"), "")
+    errors.require_rate(self.dropout, "config.model.dropout")
     if self.skip_padding and self.has_memory:
       raise InputError(f"skip_padding=True with kind={self.kind!r}: only the controller "
                        f"kinds {CONTROLLER_KINDS} can skip padding (the memory's chunk "

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from seqrec.errors import InputError
+from seqrec.errors import InputError, require_choice
 from seqrec.interactions import Interactions
 from seqrec.sequences import UserSequences, build_user_sequences, left_pad
 
@@ -179,8 +179,7 @@ def build_downstream(data: Interactions, source: UserSequences, task: str, *,
     The dataset. Skipped users (missing label, short source sequence) are
     counted in `stats`, not errors.
   """
-  if task not in TASKS:
-    raise InputError(f"config.task={task!r}: must be one of {TASKS}")
+  require_choice(task, TASKS, "config.task")
   if max_len < 1 or min_source_len < 1:
     raise InputError(f"config.max_len={max_len}, config.min_source_len={min_source_len}: "
                      "must be positive")

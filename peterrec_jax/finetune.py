@@ -30,8 +30,8 @@ from flax import traverse_util
 
 from peterrec_jax import downstream, pretrain
 from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, last_block, weight_init
-from seqrec import (checkpoint, losses, mesh, metrics, next_item, protocols, sequences,
-                    workdir)
+from seqrec import (checkpoint, errors, losses, mesh, metrics, next_item, protocols,
+                    sequences, workdir)
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
 from seqrec.task import Batch, Experiment, Params, Queries, Task
@@ -79,8 +79,7 @@ def param_rules(kind: str) -> tuple[tuple[str, jax.sharding.PartitionSpec], ...]
 
 def trainable_patterns(method: str, config: NextItNetConfig) -> tuple[str, ...]:
   """The trainable regexes of `method` for this network."""
-  if method not in METHODS:
-    raise InputError(f"config.method={method!r}: must be one of {tuple(METHODS)}")
+  errors.require_choice(method, METHODS, "config.method")
   last = str(last_block(config))
   return tuple(p.replace("{last}", last) for p in METHODS[method].trainable)
 
@@ -207,8 +206,7 @@ def make_finetune_task(config: NextItNetConfig, kind: str, num_labels: int, *,
   for flag, value, allowed in (("task kind", kind, KINDS),
                                ("config.pooling", pooling, POOLINGS),
                                ("config.loss", loss, LOSSES)):
-    if value not in allowed:
-      raise InputError(f"{flag}={value!r}: must be one of {allowed}")
+    errors.require_choice(value, allowed, flag)
   trainable = trainable_patterns(method, config)
   if method == "peterrec" and config.patch is None:
     raise InputError("config.method=peterrec needs model patches: set config.patch "

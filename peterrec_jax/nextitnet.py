@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqrec import mesh, precision
+from seqrec import errors, mesh, precision
 from seqrec.errors import InputError
 
 PATCH_KINDS = ("serial", "parallel")
@@ -100,8 +100,7 @@ class NextItNetConfig:
     if not self.dilations or min(self.dilations) < 1:
       raise InputError(f"config.model.dilations={list(self.dilations)}: need at least one "
                        "block and every dilation positive")
-    if self.patch is not None and self.patch not in PATCH_KINDS:
-      raise InputError(f"config.patch={self.patch!r}: must be one of {PATCH_KINDS} or none")
+    errors.require_choice(self.patch, (*PATCH_KINDS, None), "config.patch")
     if self.patch_dim is not None and self.patch_dim < 1:
       raise InputError(f"config.patch_dim={self.patch_dim}: must be positive")
     if self.vocab_multiple < 1:

@@ -22,7 +22,7 @@ import numpy as np
 
 from peterrec_jax import downstream
 from peterrec_jax.nextitnet import NextItNet, NextItNetConfig, weight_init
-from seqrec import mesh, next_item
+from seqrec import errors, mesh, next_item
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
 from seqrec.task import Experiment, Params, Task
@@ -121,8 +121,7 @@ def make_pretrain_task(config: NextItNetConfig, mode: str = "causal",
     MRR/HR/NDCG at 5, 10, 20, each [B].
   """
   config.validate()
-  if mode not in MODES:
-    raise InputError(f"config.mode={mode!r}: must be one of {MODES}")
+  errors.require_choice(mode, MODES, "config.mode")
   if config.causal != (mode == "causal"):
     raise InputError(f"config.mode={mode} needs causal={mode == 'causal'} "
                      f"convolutions, got causal={config.causal}")

@@ -1,5 +1,7 @@
 """The one exception type for bad user input (files, flags, datasets)."""
 
+from typing import Any, Iterable
+
 
 class InputError(ValueError):
   """A problem with user-supplied input, reported to the user as one line.
@@ -25,3 +27,11 @@ def require_rate(value: float, name: str) -> None:
   """Raises InputError unless 0 <= value < 1 (a dropout rate)."""
   if not 0.0 <= value < 1.0:
     raise InputError(f"{name}={value}: must be in [0, 1)")
+
+
+def require_choice(value: Any, allowed: Iterable[Any], name: str) -> None:
+  """Raises InputError unless `value` is one of `allowed` (a tuple, or a
+  dict's keys), naming the setting `name`."""
+  allowed = tuple(allowed)
+  if value not in allowed:
+    raise InputError(f"{name}={value!r}: must be one of {allowed}")

@@ -15,7 +15,7 @@ from typing import Any
 import ml_collections
 from absl import logging
 
-from seqrec import mesh as mesh_lib, protocols, registry, sources, synthetic, trainer
+from seqrec import errors, mesh as mesh_lib, protocols, registry, sources, synthetic, trainer
 from seqrec import workdir as workdir_lib
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
@@ -29,9 +29,7 @@ _AT_LEAST = {"batch_size": 1, "max_len": 2, "min_len": 2, "min_item_count": 1,
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the keys every family shares; one line naming the key on error."""
-  if config.family not in registry.FAMILIES:
-    raise InputError(f"config.family={config.family!r}: must be one of "
-                     f"{tuple(registry.FAMILIES)}")
+  errors.require_choice(config.family, registry.FAMILIES, "config.family")
   for key, low in _AT_LEAST.items():
     if config[key] < low:
       raise InputError(f"config.{key}={config[key]}: must be at least {low}")

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqrec import data_cache, losses, metrics, packing, protocols, sequences
+from seqrec import data_cache, errors, losses, metrics, packing, protocols, sequences
 from seqrec.errors import InputError
 from seqrec.interactions import Interactions
 from seqrec.task import Arrays, Batch, Experiment, ParamRules, Params, Queries, Task
@@ -140,8 +140,7 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
     The task; `evaluate` gives MRR/HR/NDCG at `ks`, each [B], for full ranking
     and every protocol whose arrays the batch carries (`seqrec.protocols`).
   """
-  if loss not in LOSSES:
-    raise InputError(f"config.loss={loss!r}: must be one of {LOSSES}")
+  errors.require_choice(loss, LOSSES, "config.loss")
   last_hidden = model.last_hidden or (
       lambda params, inputs: model.hidden(params, inputs, False, jax.random.key(0))[:, -1])
 
@@ -199,7 +198,7 @@ def split(config: Any, seqs: sequences.UserSequences) -> sequences.Splits:
   if config.split == "global_time":
     return sequences.global_time(seqs, config.max_len, config.min_len,
                                  tuple(config.time_cuts))
-  raise InputError(f"config.split={config.split!r}: must be one of {SPLITS}")
+  errors.require_choice(config.split, SPLITS, "config.split")
 
 
 _SEQUENCES = ("flat", "offsets", "flat_times", "users", "item_index")

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from seqrec.errors import InputError
+from seqrec.errors import require_choice
 
 DTYPES = ("float32", "bfloat16")
 
 
 def compute_dtype(name: str) -> jnp.dtype:
   """The dtype called `name`, one of DTYPES."""
-  if name not in DTYPES:
-    raise InputError(f"config.dtype={name!r}: must be one of {DTYPES}")
+  require_choice(name, DTYPES, "config.dtype")
   return jnp.dtype(name)
