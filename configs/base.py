@@ -38,6 +38,7 @@ def base(family: str) -> ml_collections.ConfigDict:
   c.num_steps = config_dict.placeholder(int)  # set: overrides num_epochs
   c.batch_size = 256
   c.learning_rate = 1e-3
+  c.grad_clip = config_dict.placeholder(float)  # set: clip the global gradient norm to it
   c.loss = "full"
   c.num_negatives = config_dict.placeholder(int)  # sampled loss; None: the family's share
   # The output layer and loss only at positions with a target (seqrec.packing);

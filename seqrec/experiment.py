@@ -36,8 +36,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("num_steps", "num_devices", "vocab_multiple"):
     if config[key] is not None and config[key] < 1:
       raise InputError(f"config.{key}={config[key]}: must be at least 1 (or None)")
-  for key in ("learning_rate", "num_epochs"):
-    if not (math.isfinite(config[key]) and config[key] > 0):
+  for key in ("learning_rate", "num_epochs", "grad_clip"):
+    if config[key] is not None and not (math.isfinite(config[key]) and config[key] > 0):
       raise InputError(f"config.{key}={config[key]}: must be positive and finite")
   protocols.parse_sampled(config.protocol.sampled)
   mesh = mesh_lib.make_mesh(config.num_devices, config.model_parallel)
@@ -76,8 +76,8 @@ def train_config(config: ml_collections.ConfigDict, workdir: str,
                                                    config.num_epochs)
   return TrainConfig(
       workdir=workdir, num_steps=num_steps, batch_size=config.batch_size,
-      learning_rate=config.learning_rate, seed=config.seed, eval_every=config.eval_every,
-      checkpoint_every=config.checkpoint_every, log_every=config.log_every,
+      learning_rate=config.learning_rate, grad_clip=config.grad_clip, seed=config.seed,
+      eval_every=config.eval_every, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
       eval_batch_size=config.eval_batch_size, eval_all_splits=config.eval_all_splits,
       select_metric=config.select_metric or None, num_devices=config.num_devices,
       model_parallel=config.model_parallel, pack_targets=config.pack_targets,

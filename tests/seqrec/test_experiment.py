@@ -22,6 +22,7 @@ def test_config_seed_changes_initialisation_not_the_synthetic_data():
 @pytest.mark.parametrize("key, value, message", [
     ("learning_rate", float("inf"), "config.learning_rate=inf: must be positive and finite"),
     ("learning_rate", float("nan"), "config.learning_rate=nan"),
+    ("grad_clip", 0.0, "config.grad_clip=0.0: must be positive and finite"),
     ("num_devices", 0, "config.num_devices=0: must be at least 1"),
     ("num_steps", 0, "config.num_steps=0: must be at least 1"),
     ("family", "gpt", "config.family='gpt': must be one of"),
@@ -32,6 +33,13 @@ def test_bad_common_settings_are_one_line(key, value, message):
   config[key] = value
   with pytest.raises(InputError, match=message.replace("(", r"\(")):
     experiment.validate(config)
+
+
+def test_grad_clip_reaches_the_loop_and_is_off_by_default():
+  config = cmnrec.get_config("tiny")
+  assert experiment.train_config(config, "/w", 100).grad_clip is None
+  config.grad_clip = 5.0
+  assert experiment.train_config(config, "/w", 100).grad_clip == 5.0
 
 
 def test_train_config_takes_steps_from_epochs_unless_given():
