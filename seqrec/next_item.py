@@ -191,14 +191,13 @@ def user_sequences(config: Any, data: Interactions,
 def split(config: Any, seqs: sequences.UserSequences) -> sequences.Splits:
   """The split config.split names, with config.max_len, config.min_len and,
   for "random", config.seed; for "global_time", config.time_cuts."""
+  errors.require_choice(config.split, SPLITS, "config.split")
   if config.split == "leave_one_out":
     return sequences.leave_one_out(seqs, config.max_len, config.min_len)
   if config.split == "random":
     return sequences.random_split(seqs, config.max_len, config.min_len, seed=config.seed)
-  if config.split == "global_time":
-    return sequences.global_time(seqs, config.max_len, config.min_len,
-                                 tuple(config.time_cuts))
-  errors.require_choice(config.split, SPLITS, "config.split")
+  return sequences.global_time(seqs, config.max_len, config.min_len,
+                               tuple(config.time_cuts))
 
 
 _SEQUENCES = ("flat", "offsets", "flat_times", "users", "item_index")
