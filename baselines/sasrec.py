@@ -138,4 +138,4 @@ def build(config: Any, data: Interactions) -> Experiment:
       loss=config.loss,
       negatives=next_item.num_negatives(seqs.num_items, config.num_negatives, 0.1),
       param_rules=PARAM_RULES, padding_invariant=True, chunk_scores=config.chunk_scores)
-  return next_item.experiment(task, data, seqs, splits, config.protocol)
+  return next_item.experiment(task, data, seqs, splits, config)

@@ -49,5 +49,5 @@ def build(config: Any, data: Interactions) -> Experiment:
                                         NEGATIVE_FRACTION),
       param_rules=models.PARAM_RULES, padding_invariant=mnr.skip_padding,
       chunk_scores=config.chunk_scores)
-  return next_item.experiment(task, data, seqs, splits, config.protocol)
+  return next_item.experiment(task, data, seqs, splits, config)
 

@@ -32,6 +32,12 @@ def base(family: str) -> ml_collections.ConfigDict:
   # "global_time" (cut at the time_cuts quantiles of all timestamps).
   c.split = "leave_one_out"
   c.time_cuts = (0.9, 0.95)
+  # None: training windows overlap by one item (each target once, the first of
+  # a window with no context). s: a window ends every s items and trains its
+  # last s targets only, so every target keeps at least L - s items of context
+  # (1: each at full context, as RecBole's prefixes; about (L - 1) / s times
+  # the training work). Causal next-item training, not config.split=random.
+  c.train_stride = config_dict.placeholder(int)
   # Training.
   c.seed = 0
   c.num_epochs = 10.0

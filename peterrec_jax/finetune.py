@@ -329,6 +329,9 @@ def build(config: Any, data: Interactions) -> Experiment:
   ids in the same order. A pretraining run that did not finish (no
   results.json) is refused unless config.allow_unfinished.
   """
+  if config.train_stride is not None:
+    raise InputError(f"config.train_stride={config.train_stride}: fine-tuning reads each "
+                     "user's sequence as one row; leave it unset")
   if not config.pretrained:
     raise InputError("config.pretrained is empty: give the workdir of a nextitnet "
                      "pretraining run")

@@ -170,6 +170,11 @@ def build(config: Any, data: Interactions) -> Experiment:
   """Pretraining on the source domain: items of config.held_out_genres (or of
   the data's second domain) are left out, so a cross-domain task's targets
   are never seen here."""
+  if config.train_stride is not None and config.mode != "causal":
+    # Masking corrupts whole windows: overlapping ones would train a target
+    # once per window it is masked in.
+    raise InputError(f"config.train_stride={config.train_stride}: only for "
+                     f"config.mode=causal, not {config.mode}")
   seqs, splits = next_item.prepared(
       config, data, lambda: downstream.source_sequences(
           data, tuple(config.held_out_genres), min_item_count=config.min_item_count,
@@ -179,4 +184,4 @@ def build(config: Any, data: Interactions) -> Experiment:
                             config.loss, mask_prob=config.mask_prob,
                             max_masked=config.max_masked, negatives=config.num_negatives,
                             chunk_scores=config.chunk_scores)
-  return next_item.experiment(task, data, seqs, splits, config.protocol)
+  return next_item.experiment(task, data, seqs, splits, config)

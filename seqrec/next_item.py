@@ -8,7 +8,10 @@ targets and weights, full / sampled softmax or BCE, and last-position ranking.
 
 Batches are {"seq": int32 [B, L]}, left-padded with 0. By default the model
 reads seq[:, :-1] (T = L - 1 steps) and predicts seq[:, 1:]; evaluation ranks
-seq[:, -1] against every item from the last input position only.
+seq[:, -1] against every item from the last input position only. With
+config.train_stride, training batches also carry TRAIN_TARGETS, int [B]: a row
+trains only its last that many targets (the others are context, trained in
+another window).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from seqrec.task import Arrays, Batch, Experiment, ParamRules, Params, Queries, 
 LOSSES = ("full", "sampled", "bce")
 SPLITS = ("leave_one_out", "random", "global_time")
 REPORT = ("mrr@10", "hr@10", "ndcg@10")
+TRAIN_TARGETS = "train_targets"
 
 # (rng, seq [B, L]) -> (inputs [B, T], targets [B, T], weights [B, T]).
 Corrupt = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
@@ -55,21 +59,31 @@ class NextItemModel:
   last_hidden: Callable[[Params, jax.Array], jax.Array] | None = None
 
 
-def shift(seq: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def shift(seq: jax.Array, last: jax.Array | None = None
+          ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """[B, L] left-padded sequences -> inputs, targets [B, L-1] and loss weights.
 
   A target whose input is padding has no sequence context, so it carries no
-  weight; nor does a padding target.
+  weight; nor does a padding target. With `last` (int [B], TRAIN_TARGETS)
+  only a row's last `last` targets carry weight; counted from the right, they
+  stay the same when leading padding columns are cut (`seqrec.bucketing`).
   """
   inputs, targets = seq[:, :-1], seq[:, 1:]
-  return inputs, targets, (inputs != 0) & (targets != 0)
+  weights = (inputs != 0) & (targets != 0)
+  if last is not None:
+    steps = seq.shape[1] - 1
+    weights &= jnp.arange(steps) >= steps - last[:, None]
+  return inputs, targets, weights
 
 
 def shift_positions(batch: Arrays) -> tuple[np.ndarray, int]:
   """Host twin of `shift`: int [B] weighted positions of each row of
-  batch["seq"] [B, L], out of L - 1."""
+  batch["seq"] [B, L] (and batch[TRAIN_TARGETS]), out of L - 1."""
   seq = batch["seq"]
-  return np.sum((seq[:, :-1] != 0) & (seq[:, 1:] != 0), axis=1), seq.shape[1] - 1
+  positions = np.sum((seq[:, :-1] != 0) & (seq[:, 1:] != 0), axis=1)
+  if TRAIN_TARGETS in batch:
+    positions = np.minimum(positions, batch[TRAIN_TARGETS])
+  return positions, seq.shape[1] - 1
 
 
 def num_negatives(num_items: int, configured: int | None, default_fraction: float) -> int:
@@ -148,7 +162,7 @@ def make_task(model: NextItemModel, *, loss: str = "full", negatives: int = 1,
               ) -> tuple[jax.Array, dict[str, jax.Array]]:
     model_rng, corrupt_rng, loss_rng = jax.random.split(rng, 3)
     if corrupt is None:
-      inputs, targets, weights = shift(batch["seq"])
+      inputs, targets, weights = shift(batch["seq"], batch.get(TRAIN_TARGETS))
     else:
       inputs, targets, weights = corrupt(corrupt_rng, batch["seq"])
     hidden = model.hidden(params, inputs, True, model_rng)
@@ -190,14 +204,21 @@ def user_sequences(config: Any, data: Interactions,
 
 def split(config: Any, seqs: sequences.UserSequences) -> sequences.Splits:
   """The split config.split names, with config.max_len, config.min_len and,
-  for "random", config.seed; for "global_time", config.time_cuts."""
+  for "random", config.seed; for "global_time", config.time_cuts; training
+  windows every config.train_stride items (None: disjoint)."""
   errors.require_choice(config.split, SPLITS, "config.split")
+  stride = config.train_stride
   if config.split == "leave_one_out":
-    return sequences.leave_one_out(seqs, config.max_len, config.min_len)
+    return sequences.leave_one_out(seqs, config.max_len, config.min_len, stride)
   if config.split == "random":
+    if stride is not None:
+      # Its windows are the evaluation units too: overlapping them would put
+      # test targets into training windows.
+      raise InputError(f"config.train_stride={stride}: not for config.split=random "
+                       "(use leave_one_out or global_time)")
     return sequences.random_split(seqs, config.max_len, config.min_len, seed=config.seed)
   return sequences.global_time(seqs, config.max_len, config.min_len,
-                               tuple(config.time_cuts))
+                               tuple(config.time_cuts), stride)
 
 
 _SEQUENCES = ("flat", "offsets", "flat_times", "users", "item_index")
@@ -224,7 +245,7 @@ def prepared(config: Any, data: Interactions,
   identity = dict(identity, min_item_count=config.min_item_count,
                   min_user_count=config.min_user_count, split=config.split,
                   max_len=config.max_len, min_len=config.min_len,
-                  seed=config.seed if config.split == "random" else None,
+                  train_stride=config.train_stride, seed=config.seed if config.split == "random" else None,
                   time_cuts=list(config.time_cuts) if config.split == "global_time" else None)
 
   def arrays() -> dict[str, np.ndarray]:
@@ -250,9 +271,14 @@ def vocabulary(data: Interactions, item_index: np.ndarray) -> np.ndarray:
 
 
 def experiment(task: Task, data: Interactions, seqs: sequences.UserSequences,
-               splits: sequences.Splits, protocol: Any) -> Experiment:
-  """The `Experiment` of a next-item family on `splits` of `seqs`, its
-  evaluation rows carrying the arrays of `protocol` (config.protocol)."""
+               splits: sequences.Splits, config: Any) -> Experiment:
+  """The `Experiment` of a next-item family on `splits` of `seqs` (made with
+  config.train_stride), its evaluation rows carrying the arrays of
+  config.protocol."""
+  protocol = config.protocol
+  train = {"seq": splits.train.seqs}
+  if config.train_stride is not None:
+    train[TRAIN_TARGETS] = sequences.train_targets(splits.train.ends, config.train_stride)
   counts = None
   if protocols.adds_arrays(protocol):  # else no per-user histories are gathered
     counts = np.bincount(seqs.flat, minlength=seqs.num_items + 1)
@@ -267,7 +293,7 @@ def experiment(task: Task, data: Interactions, seqs: sequences.UserSequences,
         [seqs.items[p] for p in positions], counts)}
 
   return Experiment(
-      task=task, train={"seq": splits.train.seqs},
+      task=task, train=train,
       eval={"valid": rows("valid", splits.valid), "test": rows("test", splits.test)},
       items=vocabulary(data, seqs.item_index), report=REPORT,
       info={"data": {"dataset": data.name, "items": seqs.num_items,

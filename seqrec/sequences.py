@@ -189,35 +189,49 @@ def left_pad(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
   return _tails(np.concatenate(seqs), end - lengths, end, length)
 
 
-def window_ends(lengths: np.ndarray, max_len: int, min_len: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def window_ends(lengths: np.ndarray, max_len: int, min_len: int,
+                stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
   """The windows sequences of these lengths are cut into, newest first.
 
   Window `end` of a sequence is items[max(0, end - max_len):end], for `end` in
-  range(length, min_len - 1, -(max_len - 1)). Consecutive windows overlap by
-  one item, so with next-item training at every position each item is a target
-  exactly once (the first item of a window is only an input). Windows shorter
-  than `min_len` are dropped.
+  range(length, min_len - 1, -stride). The default stride, max_len - 1, has
+  consecutive windows overlap by one item, so with next-item training at every
+  position each item is a target exactly once (the first item of a window is
+  only an input). A shorter stride overlaps them more; each item is then a
+  target once when a window trains only its last min(stride, end - 1) targets
+  (`train_targets`). Windows shorter than `min_len` are dropped.
 
   Args:
     lengths: int [S] sequence lengths (may be below min_len, or negative).
+    stride: items between consecutive window ends, in [1, max_len - 1].
   Returns:
     (int64 [W] the sequence of each window, int64 [W] its end), by sequence,
     then newest first.
   """
   lengths = np.asarray(lengths, np.int64)
-  step = max_len - 1
+  step = max_len - 1 if stride is None else stride
   count = np.where(lengths >= min_len, (lengths - min_len) // step + 1, 0)
   sequence = np.repeat(np.arange(len(lengths)), count)
   within = np.arange(len(sequence)) - np.repeat(np.cumsum(count) - count, count)
   return sequence, lengths[sequence] - within * step
 
 
-def _check_lengths(max_len: int, min_len: int) -> None:
+def train_targets(ends: np.ndarray, stride: int) -> np.ndarray:
+  """int64 [W]: how many of the last positions of each training window ending
+  at `ends` (`window_ends` with `stride`) carry a target, so that every item
+  is a target once and each has at least max_len - stride items before it in
+  its window (or all it has)."""
+  return np.minimum(stride, np.asarray(ends, np.int64) - 1)
+
+
+def _check_lengths(max_len: int, min_len: int, stride: int | None = None) -> None:
   if max_len < 2:
     raise InputError(f"config.max_len={max_len}: must be at least 2 (one input and one target)")
   if not 2 <= min_len <= max_len:
     raise InputError(f"config.min_len={min_len}: must be in [2, config.max_len={max_len}]")
+  if stride is not None and not 1 <= stride <= max_len - 1:
+    raise InputError(f"config.train_stride={stride}: must be in [1, config.max_len - 1 = "
+                     f"{max_len - 1}] (or None)")
 
 
 def _rows(seqs: UserSequences, positions: np.ndarray, ends: np.ndarray,
@@ -229,17 +243,19 @@ def _rows(seqs: UserSequences, positions: np.ndarray, ends: np.ndarray,
                np.asarray(ends, np.int64))
 
 
-def leave_one_out(seqs: UserSequences, max_len: int, min_len: int = 2) -> Splits:
+def leave_one_out(seqs: UserSequences, max_len: int, min_len: int = 2,
+                  stride: int | None = None) -> Splits:
   """RecBole's standard split by time: last item test, second-to-last valid.
 
   Each user with n items gives a test row (items[:n], target items[n-1]), a
-  validation row (items[:n-1]) and training windows cut from items[:n-2].
-  Users too short for a row are left out of that split.
+  validation row (items[:n-1]) and training windows cut from items[:n-2]
+  (`window_ends` with `stride`). Users too short for a row are left out of
+  that split.
   """
-  _check_lengths(max_len, min_len)
+  _check_lengths(max_len, min_len, stride)
   n = seqs.lengths
   test, valid = np.flatnonzero(n >= 2), np.flatnonzero(n >= 3)
-  train = _rows(seqs, *window_ends(n - 2, max_len, min_len), max_len)
+  train = _rows(seqs, *window_ends(n - 2, max_len, min_len, stride), max_len)
   if not len(train):
     raise InputError(f"no training sequences of at least {min_len} items")
   return Splits(train, _rows(seqs, valid, n[valid] - 1, max_len),
@@ -270,7 +286,7 @@ def random_split(seqs: UserSequences, max_len: int, min_len: int,
 
 
 def global_time(seqs: UserSequences, max_len: int, min_len: int,
-                cuts: tuple[float, float] = (0.9, 0.95)) -> Splits:
+                cuts: tuple[float, float] = (0.9, 0.95), stride: int | None = None) -> Splits:
   """A leakage-free split at two global times.
 
   The cut times are the `cuts` quantiles of all event times. Training windows
@@ -278,9 +294,10 @@ def global_time(seqs: UserSequences, max_len: int, min_len: int,
   is ever a training input or target. A user's first event in [cut 1, cut 2)
   is their validation target, their first event at or after cut 2 the test
   target; each is predicted from everything the user had before it (events
-  between the cuts are test inputs, never training data).
+  between the cuts are test inputs, never training data). `stride` as in
+  `window_ends`.
   """
-  _check_lengths(max_len, min_len)
+  _check_lengths(max_len, min_len, stride)
   if not seqs.timestamps:
     raise InputError("config.split=global_time needs timestamps; this source has "
                      "only the file order")
@@ -293,7 +310,7 @@ def global_time(seqs: UserSequences, max_len: int, min_len: int,
                              for cut in (valid_time, test_time))
   valid = np.flatnonzero((0 < first_valid) & (first_valid < first_test))
   test = np.flatnonzero((0 < first_test) & (first_test < seqs.lengths))
-  splits = [_rows(seqs, *window_ends(first_valid, max_len, min_len), max_len),
+  splits = [_rows(seqs, *window_ends(first_valid, max_len, min_len, stride), max_len),
             _rows(seqs, valid, first_valid[valid] + 1, max_len),
             _rows(seqs, test, first_test[test] + 1, max_len)]
   for name, part in zip(("training", "validation", "test"), splits):

@@ -288,13 +288,14 @@ class Trainer:
       batch["seq"] = batch["seq"][:, full - width:]
     return batch
 
-  def row_positions(self, seq: np.ndarray) -> np.ndarray:
-    """int [N]: `Task.loss_positions` of every row of the training `seq`, made
+  def row_positions(self, data: Arrays) -> np.ndarray:
+    """int [N]: `Task.loss_positions` of every row of the training `data`, made
     once, so a batch's packing shape needs none of the rows other processes read.
 
     A process counts the rows of the shards its part of the batches comes
     from; with `row_shards` > 1 across processes, one all-gather brings the rest.
     """
+    seq = data["seq"]
     cached = self._positions
     if cached is not None and cached[0] is seq:
       return cached[1]
@@ -305,7 +306,7 @@ class Trainer:
              for process, rows in self.process_rows.items()}
     chunks = [(a, min(a + _COUNTED_ROWS, stop)) for start, stop in spans[jax.process_index()]
               for a in range(start, stop, _COUNTED_ROWS)]
-    mine = np.concatenate([self.task.loss_positions({"seq": seq[a:b]})[0]
+    mine = np.concatenate([self.task.loss_positions({k: v[a:b] for k, v in data.items()})[0]
                            for a, b in chunks]).astype(np.int32)
     sizes = [sum(stop - start for start, stop in s) for s in spans.values()]
     if min(sizes) == len(seq):  # the same test on every process: all or none gather
@@ -340,7 +341,7 @@ class Trainer:
       groups = self.mesh.shape[mesh_lib.DATA]
       # The width the positions are out of: that of this batch's (cut) rows.
       _, width = self.task.loss_positions({"seq": local["seq"][:1]})
-      shape = packing.shape(self.row_positions(data["seq"])[rows], width, groups)
+      shape = packing.shape(self.row_positions(data)[rows], width, groups)
       if shape is not None:
         mine = len(self.local_rows) * groups // self.config.batch_size
         local[packing.KEY] = np.zeros((mine, shape[1]), np.int8)
@@ -470,7 +471,7 @@ def train(task: Task, config: TrainConfig, train_data: Arrays,
                  else config.num_steps)
   if trainer.packs():
     # Here, not first on the prefetch thread: it may be a collective across processes.
-    trainer.row_positions(train_data["seq"])
+    trainer.row_positions(train_data)
   batches = prefetch.ahead(functools.partial(trainer.train_batch, train_data), steps,
                            config.prefetch)
   with preemption.notice() as preempted, contextlib.closing(batches):

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from baselines import sasrec
+from configs import sasrec as sasrec_configs
+from seqrec import experiment, next_item, registry
 from seqrec.errors import InputError
 from tests.baselines.learning import hr10_against_popularity, learnable_config
 
@@ -61,3 +63,24 @@ def test_the_feed_forward_width_and_activation_are_the_configured_ones():
 def test_sasrec_beats_popularity_on_synthetic_data(tmp_path):
   model, popular = hr10_against_popularity(learnable_config("sasrec"), str(tmp_path))
   assert model > popular + 0.05, (model, popular)
+
+
+def test_stride_one_trains_each_window_on_its_last_target_only():
+  """RecBole's training rows: each target predicted from its full prefix."""
+  config = sasrec_configs.get_config("tiny")
+  config.model.dropout = 0.0
+  config.train_stride = 1
+  built = registry.build(config, experiment.load_data(config))
+  seq = built.train["seq"][:16]
+  assert np.all(built.train[next_item.TRAIN_TARGETS] == 1)
+  params = built.task.init(jax.random.key(0))
+  loss, _ = built.task.loss(params, {"seq": jnp.asarray(seq), next_item.TRAIN_TARGETS:
+                                     jnp.ones(16, jnp.int32)}, jax.random.key(1))
+  scores = built.task.score(params, {"seq": jnp.asarray(seq[:, :-1])})
+  expected = jax.nn.logsumexp(scores, axis=1) - scores[np.arange(16), seq[:, -1]]
+  np.testing.assert_allclose(loss, jnp.mean(expected), rtol=1e-5)
+  # Disjoint windows: more targets per row, fewer rows.
+  config.train_stride = None
+  plain = registry.build(config, experiment.load_data(config))
+  assert next_item.TRAIN_TARGETS not in plain.train
+  assert len(plain.train["seq"]) < len(built.train["seq"])

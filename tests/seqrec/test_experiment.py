@@ -1,10 +1,12 @@
 """Experiments from configs: validation before work, data independent of the seed."""
 
+import importlib
+
 import numpy as np
 import pytest
 
 from configs import cmnrec
-from seqrec import experiment
+from seqrec import experiment, registry
 from seqrec.errors import InputError
 
 
@@ -33,6 +35,20 @@ def test_bad_common_settings_are_one_line(key, value, message):
   config[key] = value
   with pytest.raises(InputError, match=message.replace("(", r"\(")):
     experiment.validate(config)
+
+
+@pytest.mark.parametrize("config_name, overrides, message", [
+    ("cmnrec", dict(split="random"), "config.train_stride=2: not for config.split=random"),
+    ("nextitnet", dict(mode="masked"), "config.train_stride=2: only for config.mode=causal"),
+    ("peterrec", dict(dataset="synthetic"), "config.train_stride=2: fine-tuning reads each user's sequence"),
+    ("sasrec", dict(train_stride=12), r"config.train_stride=12: must be in \[1, "),
+])
+def test_train_stride_only_where_training_windows_are_cut(config_name, overrides, message):
+  config = importlib.import_module(f"configs.{config_name}").get_config("tiny")
+  config.train_stride = 2
+  config.update(overrides)
+  with pytest.raises(InputError, match=message):
+    registry.build(config, experiment.load_data(config))
 
 
 def test_grad_clip_reaches_the_loop_and_is_off_by_default():

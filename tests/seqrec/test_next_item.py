@@ -17,6 +17,20 @@ def test_shift_weights_only_targets_with_a_real_input():
   np.testing.assert_array_equal(weights, [[0, 0, 1, 1], [1, 1, 1, 1]])
 
 
+def test_train_targets_weight_only_the_last_targets_of_a_row():
+  seq = jnp.array([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]])
+  last = jnp.array([3, 2, 4])
+  _, _, weights = next_item.shift(seq, last)
+  np.testing.assert_array_equal(weights, [[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 1, 1]])
+  # Cutting leading padding columns (length buckets) keeps the same targets.
+  np.testing.assert_array_equal(next_item.shift(seq[:, 1:], last)[2], weights[:, 1:])
+  # The host count that sizes the packed loss agrees.
+  positions, width = next_item.shift_positions(
+      {"seq": np.asarray(seq), next_item.TRAIN_TARGETS: np.asarray(last)})
+  np.testing.assert_array_equal(positions, weights.sum(axis=1))
+  assert width == 4
+
+
 def test_binary_cross_entropy_matches_numpy():
   rng = np.random.default_rng(0)
   hidden = rng.normal(size=(2, 3, 4)).astype(np.float32)

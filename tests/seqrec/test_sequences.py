@@ -61,6 +61,34 @@ def test_windows_cover_every_target_once_and_drop_short_ones():
   assert _windows(np.arange(1, 7), 4, 4) == [[3, 4, 5, 6]]
 
 
+@pytest.mark.parametrize("length, max_len, stride", [
+    (10, 4, 1), (10, 4, 2), (10, 4, 3), (23, 6, 4), (5, 6, 3), (2, 6, 1)])
+def test_strided_windows_train_every_target_once_with_context(length, max_len, stride):
+  _, ends = sequences.window_ends([length], max_len, 2, stride)
+  trained = []
+  for end, count in zip(ends, sequences.train_targets(ends, stride)):
+    start = max(0, end - max_len)
+    for target in range(end - count, end):  # index of a trained item in the sequence
+      assert target - start >= min(target, max_len - stride)  # its context in the window
+      trained.append(target)
+  assert sorted(trained) == list(range(1, length))
+
+
+def test_leave_one_out_with_a_stride_trains_each_item_before_validation_once():
+  data = _data(user=[0] * 9 + [1] * 4, item=[1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 3, 5, 7])
+  seqs = sequences.build_user_sequences(data)
+  splits = sequences.leave_one_out(seqs, max_len=4, stride=2)
+  np.testing.assert_array_equal(splits.train.seqs, [[4, 5, 6, 7], [2, 3, 4, 5],
+                                                    [0, 1, 2, 3], [0, 0, 1, 3]])
+  np.testing.assert_array_equal(sequences.train_targets(splits.train.ends, 2), [2, 2, 2, 1])
+  # Validation and test rows are those of disjoint windows.
+  plain = sequences.leave_one_out(seqs, max_len=4)
+  np.testing.assert_array_equal(splits.valid.seqs, plain.valid.seqs)
+  np.testing.assert_array_equal(splits.test.seqs, plain.test.seqs)
+  with pytest.raises(InputError, match=r"config.train_stride=4: must be in \[1, config.max_len"):
+    sequences.leave_one_out(seqs, max_len=4, stride=4)
+
+
 def test_left_pad_keeps_the_latest_items():
   out = sequences.left_pad([np.array([1, 2, 3, 4, 5]), np.array([7])], 3)
   np.testing.assert_array_equal(out, [[3, 4, 5], [0, 0, 7]])

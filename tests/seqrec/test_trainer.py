@@ -336,7 +336,8 @@ def test_row_positions_count_every_row_as_the_task_does():
   task = tiny.make_task(positions=True)
   for shards in (1, 2):
     loop = trainer.Trainer(task, _config("", row_shards=shards, num_devices=2))
-    np.testing.assert_array_equal(loop.row_positions(seqs), task.loss_positions({"seq": seqs})[0])
+    np.testing.assert_array_equal(loop.row_positions({"seq": seqs}),
+                                  task.loss_positions({"seq": seqs})[0])
 
 
 def test_row_shards_with_length_buckets_is_refused_before_any_work():
