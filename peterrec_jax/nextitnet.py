@@ -93,20 +93,13 @@ class NextItNetConfig:
     """Raises InputError on settings that make no sense; returns self."""
     if self.num_items < 2:
       raise InputError(f"num_items={self.num_items}: need at least 2 items")
-    if self.channels < 1:
-      raise InputError(f"config.model.channels={self.channels}: must be positive")
-    if self.kernel_size < 1:
-      raise InputError(f"config.model.kernel_size={self.kernel_size}: must be positive")
+    errors.require_at_least_one(self, ("channels", "kernel_size"), "config.model.")
     if not self.dilations or min(self.dilations) < 1:
       raise InputError(f"config.model.dilations={list(self.dilations)}: need at least one "
                        "block and every dilation positive")
     errors.require_choice(self.patch, (*PATCH_KINDS, None), "config.patch")
-    if self.patch_dim is not None and self.patch_dim < 1:
-      raise InputError(f"config.patch_dim={self.patch_dim}: must be positive")
-    if self.vocab_multiple < 1:
-      raise InputError(f"config.vocab_multiple={self.vocab_multiple}: must be positive")
-    if not 0.0 <= self.dropout < 1.0:
-      raise InputError(f"config.model.dropout={self.dropout}: must be in [0, 1)")
+    errors.require_at_least_one(self, ("patch_dim", "vocab_multiple"), "config.")
+    errors.require_rate(self.dropout, "config.model.dropout")
     precision.compute_dtype(self.dtype)  # InputError on an unknown --dtype
     return self
 

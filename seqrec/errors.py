@@ -17,10 +17,12 @@ class TrainingError(RuntimeError):
 
 
 def require_at_least_one(owner: object, names: tuple[str, ...], prefix: str) -> None:
-  """Raises InputError naming the first of `owner`'s fields `names` below 1."""
+  """Raises InputError naming the first of `owner`'s fields (or config keys)
+  `names` below 1; a None one is unset and passes."""
   for name in names:
-    if getattr(owner, name) < 1:
-      raise InputError(f"{prefix}{name}={getattr(owner, name)}: must be at least 1")
+    value = getattr(owner, name)
+    if value is not None and value < 1:
+      raise InputError(f"{prefix}{name}={value}: must be at least 1")
 
 
 def require_rate(value: float, name: str) -> None:

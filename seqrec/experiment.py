@@ -33,9 +33,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key, low in _AT_LEAST.items():
     if config[key] < low:
       raise InputError(f"config.{key}={config[key]}: must be at least {low}")
-  for key in ("num_steps", "num_devices", "vocab_multiple"):
-    if config[key] is not None and config[key] < 1:
-      raise InputError(f"config.{key}={config[key]}: must be at least 1 (or None)")
+  errors.require_at_least_one(config, ("num_steps", "num_devices", "vocab_multiple"),
+                              "config.")
   for key in ("learning_rate", "num_epochs", "grad_clip"):
     if config[key] is not None and not (math.isfinite(config[key]) and config[key] > 0):
       raise InputError(f"config.{key}={config[key]}: must be positive and finite")
