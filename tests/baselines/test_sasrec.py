@@ -1,6 +1,7 @@
 """SASRec: causal and blind to padding, and it learns through the trainer."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ import pytest
 
 from baselines import sasrec
 from configs import sasrec as sasrec_configs
-from seqrec import experiment, next_item, registry
+from seqrec import experiment, next_item, packing, registry, trainer
 from seqrec.errors import InputError
 from tests.baselines.learning import hr10_against_popularity, learnable_config
 
@@ -84,3 +85,28 @@ def test_stride_one_trains_each_window_on_its_last_target_only():
   plain = registry.build(config, experiment.load_data(config))
   assert next_item.TRAIN_TARGETS not in plain.train
   assert len(plain.train["seq"]) < len(built.train["seq"])
+
+
+def _train_losses(workdir, task, data, **overrides):
+  config = trainer.TrainConfig(workdir=str(workdir), num_steps=4, batch_size=16, log_every=1,
+                               eval_batch_size=16, learning_rate=1e-2, **overrides)
+  trainer.train(task, config, data, {"valid": {"seq": data["seq"][:16]}})
+  with open(workdir / "metrics.jsonl") as f:
+    return [r["loss"] for r in map(json.loads, f) if r["split"] == "train"]
+
+
+def test_strided_windows_train_alike_on_eight_devices_and_one(tmp_path):
+  """The per-row target counts shard with their rows, and size the packed loss
+  and the length buckets as the rows do."""
+  config = sasrec_configs.get_config("tiny")
+  config.model.dropout = 0.0
+  config.train_stride = 3
+  built = registry.build(config, experiment.load_data(config))
+  runs = [_train_losses(tmp_path / str(devices), built.task, built.train,
+                        num_devices=devices, bucket_lengths=True)
+          for devices in (8, 1)]
+  np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
+  # Fewer targets than disjoint windows' per row: the loss is packed.
+  loop = trainer.Trainer(built.task, trainer.TrainConfig(workdir=str(tmp_path), batch_size=16,
+                                                         num_steps=1, num_devices=1))
+  assert packing.KEY in loop.train_batch(built.train, 0)
