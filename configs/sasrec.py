@@ -19,9 +19,11 @@ from configs import base
 
 def get_config(arg: str | None = None):
   c = base.base("sasrec")
-  # ffn_dim=0: the feed-forward net is `hidden` wide (the paper's).
+  # ffn_dim=0: the feed-forward net is `hidden` wide (the paper's). norm: "pre" (the
+  # paper's layout) or "post" (RecBole's: LayerNorm after each residual).
   c.model = ml_collections.ConfigDict(dict(hidden=64, num_blocks=2, num_heads=1,
-                                           dropout=0.2, ffn_dim=0, activation="relu"))
+                                           dropout=0.2, ffn_dim=0, activation="relu",
+                                           norm="pre"))
   c.batch_size = 128
   c.num_epochs = 20.0
   if arg == "ml100k":

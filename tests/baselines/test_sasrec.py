@@ -19,6 +19,8 @@ CONFIG = sasrec.SASRecConfig(num_items=20, max_steps=9, hidden=8, num_blocks=2,
 # RecBole's block: a 4D-wide GELU feed-forward net.
 WIDE_GELU = sasrec.SASRecConfig(num_items=20, max_steps=9, hidden=8, num_blocks=2,
                                 num_heads=2, dropout=0.0, ffn_dim=32, activation="gelu")
+# RecBole's whole SASRec: that block in its post-LayerNorm layout.
+RECBOLE = dataclasses.replace(WIDE_GELU, norm="post")
 
 
 def _model_and_inputs(config=CONFIG):
@@ -28,7 +30,8 @@ def _model_and_inputs(config=CONFIG):
   return model, model.init(jax.random.key(0), inputs), inputs
 
 
-@pytest.mark.parametrize("config", [CONFIG, WIDE_GELU], ids=["paper", "wide_gelu"])
+@pytest.mark.parametrize("config", [CONFIG, WIDE_GELU, RECBOLE],
+                         ids=["paper", "wide_gelu", "recbole"])
 @pytest.mark.parametrize("position", [4, 6, 8])
 def test_a_later_item_never_changes_an_earlier_prediction(position, config):
   model, params, inputs = _model_and_inputs(config)
@@ -38,8 +41,9 @@ def test_a_later_item_never_changes_an_earlier_prediction(position, config):
   assert not np.allclose(hidden[:, position:], changed[:, position:])
 
 
-def test_padding_is_never_attended_to():
-  model, params, inputs = _model_and_inputs()
+@pytest.mark.parametrize("config", [CONFIG, RECBOLE], ids=["paper", "recbole"])
+def test_padding_is_never_attended_to(config):
+  model, params, inputs = _model_and_inputs(config)
   hidden = model.apply(params, inputs)
   # Row 0 starts at position 4: shorter left padding of the same items, cut
   # to the same positions, gives the same states at every real step.
@@ -59,6 +63,23 @@ def test_the_feed_forward_width_and_activation_are_the_configured_ones():
   assert paper["ffn1"]["kernel"].shape == (8, 8)
   with pytest.raises(InputError, match="config.model.activation='tanh'"):
     sasrec.SASRecConfig(num_items=20, max_steps=9, activation="tanh")
+
+
+def test_the_post_layout_normalises_the_embeddings_and_each_residual():
+  model, params, inputs = _model_and_inputs(RECBOLE)
+  assert "ln_embed" in params["params"] and "ln_final" not in params["params"]
+  hidden = model.apply(params, inputs)
+  # Each block ends in a LayerNorm (unit scale, zero bias at init): every real
+  # step's state has mean 0 and variance 1 over D.
+  real = np.asarray(inputs != 0)
+  np.testing.assert_allclose(hidden.mean(-1)[real], 0.0, atol=1e-5)
+  np.testing.assert_allclose(hidden.var(-1)[real], 1.0, atol=1e-3)
+  pre = sasrec.SASRec(WIDE_GELU)
+  pre_params = _model_and_inputs(WIDE_GELU)[1]
+  assert "ln_embed" not in pre_params["params"] and "ln_final" in pre_params["params"]
+  assert not np.allclose(pre.apply(pre_params, inputs), hidden, atol=1e-3)
+  with pytest.raises(InputError, match="config.model.norm='mid'"):
+    sasrec.SASRecConfig(num_items=20, max_steps=9, norm="mid")
 
 
 def test_sasrec_beats_popularity_on_synthetic_data(tmp_path):
