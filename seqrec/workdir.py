@@ -36,7 +36,8 @@ HARDWARE = ("num_devices", "prefetch")
 # runs did: an older config.json without the key means that value.
 ADDED = {"bucket_lengths": False, "row_shards": 1, "patience": 0, "model.dropout": 0.0,
          "chunk_scores": True, "model.skip_padding": False,
-         "model.tie_embedding": False}
+         "model.tie_embedding": False, "model.ffn_dim": 0, "model.activation": "relu",
+         "model.norm": "pre"}
 
 
 def write_json(path: str, value: Any) -> None:

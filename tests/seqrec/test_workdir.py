@@ -38,6 +38,11 @@ def test_a_key_added_later_means_what_older_runs_did():
   assert workdir.config_diff(CONFIG, {**CONFIG, "model": model}) == []
   assert workdir.config_diff(CONFIG, {**CONFIG, "model": {**model, "dropout": 0.1}}) == [
       "model.dropout: 0.0 -> 0.1"]
+  # SASRec ran the paper's block before its width, activation and layout were settings.
+  block = {**CONFIG["model"], "ffn_dim": 0, "activation": "relu", "norm": "pre"}
+  assert workdir.config_diff(CONFIG, {**CONFIG, "model": block}) == []
+  assert workdir.config_diff(CONFIG, {**CONFIG, "model": {**block, "norm": "post"}}) == [
+      "model.norm: 'pre' -> 'post'"]
 
 
 def test_check_refuses_another_experiment_only_once_it_has_run(tmp_path):
