@@ -12,6 +12,8 @@ query with raw item ids, oldest first. Output by extension: .csv (header
 `user_id,label,probability`) or .jsonl (one object per user). The file is
 written under a temporary name and renamed at the end, so a killed run leaves
 no half file. Users stream through in --batch_size batches over the mesh.
+Without --exclude_seen it also reports the share of the top-K slots that hold
+items the user already has (on data without repeats, slots no target fills).
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def main(argv: list[str]) -> None:
   ids, seq, seen = queries(model)
   classes = model.built.classes
   k = 1 if classes else TOP_K.value
+  count_seen = not classes and not EXCLUDE_SEEN.value and seen is not None
+  repeats = 0
   tmp = f"{OUT.value}.tmp-{os.getpid()}"
   try:
     with open(tmp, "w", newline="") as f:
@@ -95,6 +99,8 @@ def main(argv: list[str]) -> None:
           model, seq, seen, k=k, exclude_seen=EXCLUDE_SEEN.value,
           batch_size=BATCH_SIZE.value, num_devices=NUM_DEVICES.value,
           model_parallel=MODEL_PARALLEL.value):
+        if count_seen:
+          repeats += recommend.seen_count(columns, seen[rows])
         for user, top, at in zip(ids[rows], scores, columns):
           names = model.items[at]
           if classes:
@@ -114,8 +120,10 @@ def main(argv: list[str]) -> None:
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+  share = (f"; {repeats / (len(ids) * k):.1%} of the slots are items the user already has"
+           if count_seen else "")
   common.report(f"wrote {len(ids)} users' {'labels' if classes else f'top-{k}'} "
-                f"to {OUT.value}")
+                f"to {OUT.value}{share}")
 
 
 if __name__ == "__main__":

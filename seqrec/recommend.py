@@ -76,6 +76,13 @@ def item_index(items: np.ndarray) -> dict[str, int]:
   return {item: column for column, item in enumerate(items) if column}
 
 
+def seen_count(columns: np.ndarray, seen: Sequence[np.ndarray]) -> int:
+  """How many recommended columns (int [N, K]) are among their row's `seen`
+  columns: the slots a top-K with the history left in spends on items the
+  user already has."""
+  return sum(int(np.isin(top, had).sum()) for top, had in zip(columns, seen))
+
+
 def encode(histories: list[list[str]], items: np.ndarray, length: int,
            source: str = "--sequences") -> np.ndarray:
   """Raw item histories -> int32 [N, length] left-padded columns.

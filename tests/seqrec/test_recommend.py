@@ -211,6 +211,25 @@ def test_tsc_on_ml100k_recommends_for_all_users(ml100k_tsc, tmp_path):
 
 @needs_ml100k
 @pytest.mark.xdist_group("recommend_ml100k")
+def test_the_share_of_slots_spent_on_the_history_is_counted(ml100k_tsc, tmp_path):
+  out = tmp_path / "top10.csv"
+  result = _recommend(f"--workdir={ml100k_tsc}", "--top_k=10", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  with open(out) as f:
+    rows = list(csv.DictReader(f))
+  inter = np.loadtxt(os.path.join(ML100K, "ml-100k.inter"), dtype=str, skiprows=1)
+  history = {}
+  for user, item in inter[:, :2]:
+    history.setdefault(user, set()).add(item)
+  share = np.mean([r["item_id"] in history[r["user_id"]] for r in rows])
+  assert 0 < share < 1
+  assert f"; {share:.1%} of the slots are items the user already has" in result.stdout
+  excluded = _recommend(f"--workdir={ml100k_tsc}", "--exclude_seen", f"--out={out}")
+  assert excluded.returncode == 0 and "already has" not in excluded.stdout
+
+
+@needs_ml100k
+@pytest.mark.xdist_group("recommend_ml100k")
 def test_a_killed_recommend_leaves_no_half_file(ml100k_tsc, tmp_path):
   out = tmp_path / "top.csv"
   process = subprocess.Popen(
