@@ -193,10 +193,10 @@ def ml100k_tsc(tmp_path_factory):
 
 @needs_ml100k
 @pytest.mark.xdist_group("recommend_ml100k")
-def test_tsc_on_ml100k_recommends_for_all_users(ml100k_tsc, tmp_path):
-  out = tmp_path / "top10.csv"
-  result = _recommend(f"--workdir={ml100k_tsc}", "--top_k=10", "--exclude_seen",
-                      f"--out={out}")
+def _ml100k_top10(workdir, out, *flags):
+  """launch.recommend's top-10 of every ML-100k user, its stdout, the items of
+  ML-100k and every user's history (raw ids)."""
+  result = _recommend(f"--workdir={workdir}", "--top_k=10", f"--out={out}", *flags)
   assert result.returncode == 0, result.stderr[-2000:]
   with open(out) as f:
     rows = list(csv.DictReader(f))
@@ -204,28 +204,27 @@ def test_tsc_on_ml100k_recommends_for_all_users(ml100k_tsc, tmp_path):
   history = {}
   for user, item in inter[:, :2]:
     history.setdefault(user, set()).add(item)
+  return rows, result.stdout, set(inter[:, 1]), history
+
+
+@needs_ml100k
+@pytest.mark.xdist_group("recommend_ml100k")
+def test_tsc_on_ml100k_recommends_for_all_users(ml100k_tsc, tmp_path):
+  rows, stdout, items, history = _ml100k_top10(ml100k_tsc, tmp_path / "top10.csv",
+                                               "--exclude_seen")
+  assert "already has" not in stdout
   assert len(rows) == 943 * 10 and {r["user_id"] for r in rows} == set(history)
-  assert {r["item_id"] for r in rows} <= set(inter[:, 1])
+  assert {r["item_id"] for r in rows} <= items
   assert not [r for r in rows if r["item_id"] in history[r["user_id"]]]
 
 
 @needs_ml100k
 @pytest.mark.xdist_group("recommend_ml100k")
 def test_the_share_of_slots_spent_on_the_history_is_counted(ml100k_tsc, tmp_path):
-  out = tmp_path / "top10.csv"
-  result = _recommend(f"--workdir={ml100k_tsc}", "--top_k=10", f"--out={out}")
-  assert result.returncode == 0, result.stderr[-2000:]
-  with open(out) as f:
-    rows = list(csv.DictReader(f))
-  inter = np.loadtxt(os.path.join(ML100K, "ml-100k.inter"), dtype=str, skiprows=1)
-  history = {}
-  for user, item in inter[:, :2]:
-    history.setdefault(user, set()).add(item)
+  rows, stdout, _, history = _ml100k_top10(ml100k_tsc, tmp_path / "top10.csv")
   share = np.mean([r["item_id"] in history[r["user_id"]] for r in rows])
   assert 0 < share < 1
-  assert f"; {share:.1%} of the slots are items the user already has" in result.stdout
-  excluded = _recommend(f"--workdir={ml100k_tsc}", "--exclude_seen", f"--out={out}")
-  assert excluded.returncode == 0 and "already has" not in excluded.stdout
+  assert f"; {share:.1%} of the slots are items the user already has" in stdout
 
 
 @needs_ml100k
