@@ -74,8 +74,7 @@ def test_the_post_layout_normalises_the_embeddings_and_each_residual():
   real = np.asarray(inputs != 0)
   np.testing.assert_allclose(hidden.mean(-1)[real], 0.0, atol=1e-5)
   np.testing.assert_allclose(hidden.var(-1)[real], 1.0, atol=1e-3)
-  pre = sasrec.SASRec(WIDE_GELU)
-  pre_params = _model_and_inputs(WIDE_GELU)[1]
+  pre, pre_params, _ = _model_and_inputs(WIDE_GELU)
   assert "ln_embed" not in pre_params["params"] and "ln_final" in pre_params["params"]
   assert not np.allclose(pre.apply(pre_params, inputs), hidden, atol=1e-3)
   with pytest.raises(InputError, match="config.model.norm='mid'"):

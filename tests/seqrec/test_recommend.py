@@ -191,8 +191,6 @@ def ml100k_tsc(tmp_path_factory):
   return workdir
 
 
-@needs_ml100k
-@pytest.mark.xdist_group("recommend_ml100k")
 def _ml100k_top10(workdir, out, *flags):
   """launch.recommend's top-10 of every ML-100k user, its stdout, the items of
   ML-100k and every user's history (raw ids)."""
