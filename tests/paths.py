@@ -23,8 +23,14 @@ needs_beauty = pytest.mark.skipif(
 # slow-to-compile CPU optimisations are off: a cold-cache run of
 # tests/chunkmnr_jax/test_chunk_models.py took 115 s instead of 194 s.
 CHEAP_COMPILES = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+# The fake devices of one process meet in in-process collectives (an all-gather in
+# evaluation). With two pytest workers and their subprocesses on two cores, one device's
+# thread was once not scheduled within XLA's 40 s and the process aborted
+# ("Termination timeout for all gather"), so the tests wait longer.
+PATIENT_COLLECTIVES = "--xla_cpu_collective_call_terminate_timeout_seconds=600"
 
 
 def xla_flags(devices: int) -> str:
   """XLA_FLAGS of a test process (or subprocess) with `devices` fake CPU devices."""
-  return f"--xla_force_host_platform_device_count={devices} {CHEAP_COMPILES}"
+  return (f"--xla_force_host_platform_device_count={devices} {CHEAP_COMPILES} "
+          f"{PATIENT_COLLECTIVES}")
