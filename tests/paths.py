@@ -24,10 +24,11 @@ needs_beauty = pytest.mark.skipif(
 # tests/chunkmnr_jax/test_chunk_models.py took 115 s instead of 194 s.
 CHEAP_COMPILES = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 # The fake devices of one process meet in in-process collectives (an all-gather in
-# evaluation). With two pytest workers and their subprocesses on two cores, one device's
-# thread was once not scheduled within XLA's 40 s and the process aborted
-# ("Termination timeout for all gather"), so the tests wait longer.
-PATIENT_COLLECTIVES = "--xla_cpu_collective_call_terminate_timeout_seconds=600"
+# evaluation). With two pytest workers and their subprocesses on two cores, a process
+# now and then aborted at XLA's 40 s ("Termination timeout for all gather"), so a device
+# that is merely late gets 120 s. A rendezvous that never completes (seen under extra
+# load) still fails, within minutes rather than at the subprocesses' 600 s limit.
+PATIENT_COLLECTIVES = "--xla_cpu_collective_call_terminate_timeout_seconds=120"
 
 
 def xla_flags(devices: int) -> str:
