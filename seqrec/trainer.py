@@ -173,7 +173,7 @@ class Trainer:
     self.local_rows = self.process_rows[jax.process_index()]
     self.eval_step = jax.jit(
         self._eval_step, in_shardings=(self.param_sharding, self.batch_sharding,
-                                       self.batch_sharding),
+                                       self.batch_sharding, self.replicated),
         out_shardings=self.replicated)
     self.train_step = None  # compiled by `fresh_state`, once shardings are known
 
@@ -199,9 +199,12 @@ class Trainer:
                "params_finite": finite.astype(jnp.float32)}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
-  def _eval_step(self, params: Any, batch: dict, valid: jax.Array) -> dict:
+  def _eval_step(self, params: Any, batch: dict, valid: jax.Array,
+                 totals: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """`totals` plus each metric summed over the valid rows of `batch`: one
+    program per batch, rather than a step and one add per metric."""
     per_example = self.task.evaluate(params, batch)
-    return {k: jnp.sum(v * valid) for k, v in per_example.items()}
+    return {k: totals[k] + jnp.sum(v * valid) for k, v in per_example.items()}
 
   def check_select_metric(self, eval_data: Arrays) -> None:
     """Refuses a `select_metric` the task's evaluation does not produce, before
@@ -358,8 +361,8 @@ class Trainer:
     order = np.arange(num_rows)
     if self.config.bucket_lengths:
       order = np.argsort(self.row_buckets(data["seq"]), kind="stable")
-    totals: dict[str, jax.Array] = {}
     local = mesh_lib.process_rows(size, self.mesh)
+    totals: dict[str, jax.Array] | None = None
     for start in range(0, num_rows, size):
       index = np.arange(start, start + size)
       valid = (index < num_rows).astype(np.float32)
@@ -368,9 +371,16 @@ class Trainer:
       batch = mesh_lib.global_batch(self.cut(data, rows, local), self.mesh)
       valid = mesh_lib.global_batch({"valid": valid[local]}, self.mesh)["valid"]
       with jax.set_mesh(self.mesh):  # see `run_step`
-        sums = self.eval_step(params, batch, valid)
-      totals = {k: totals.get(k, 0.0) + v for k, v in sums.items()}
-    return {k: float(v) / num_rows for k, v in totals.items()}
+        if totals is None:  # zero in each metric's sum dtype
+          metrics = jax.eval_shape(self.task.evaluate, params, batch)
+          totals = jax.device_put({k: jnp.zeros((), jnp.result_type(v.dtype, valid.dtype))
+                                   for k, v in metrics.items()}, self.replicated)
+        previous, totals = totals, self.eval_step(params, batch, valid, totals)
+      # At most two batches in flight, as in training. A host far ahead of the
+      # devices left XLA's CPU client waiting forever on an all-reduce that one
+      # device never launched (tests/seqrec/many_batches.py).
+      jax.block_until_ready(previous)
+    return {k: float(v) / num_rows for k, v in (totals or {}).items()}
 
 
 # Running totals over every run of a workdir, in each train record: seconds

@@ -23,11 +23,11 @@ needs_beauty = pytest.mark.skipif(
 # slow-to-compile CPU optimisations are off: a cold-cache run of
 # tests/chunkmnr_jax/test_chunk_models.py took 115 s instead of 194 s.
 CHEAP_COMPILES = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-# The fake devices of one process meet in in-process collectives (an all-gather in
-# evaluation). With two pytest workers and their subprocesses on two cores, a process
-# now and then aborted at XLA's 40 s ("Termination timeout for all gather"), so a device
-# that is merely late gets 120 s. A rendezvous that never completes (seen under extra
-# load) still fails, within minutes rather than at the subprocesses' 600 s limit.
+# The fake devices of one process meet in in-process collectives. With two pytest
+# workers and their subprocesses on two cores, a device that is merely late gets 120 s
+# rather than XLA's 40 s. A rendezvous that never completes still fails, within minutes
+# rather than at the subprocesses' 600 s limit: one did when evaluation let the host run
+# far ahead of the devices (tests/seqrec/many_batches.py).
 PATIENT_COLLECTIVES = "--xla_cpu_collective_call_terminate_timeout_seconds=120"
 
 

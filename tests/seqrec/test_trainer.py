@@ -16,7 +16,7 @@ from flax import traverse_util
 from seqrec import checkpoint, optim, trainer
 from seqrec.errors import InputError, TrainingError
 from tests.paths import REPO, xla_flags
-from tests.seqrec import tiny
+from tests.seqrec import many_batches, tiny
 
 
 def _config(workdir, **overrides):
@@ -51,6 +51,35 @@ def test_eight_devices_match_one_device(tmp_path):
     np.testing.assert_allclose(p8[key], p1[key], atol=1e-5, err_msg=key)
   for key, value in results1["valid"].items():
     assert results8["valid"][key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_evaluation_is_the_mean_of_every_row_over_many_batches(tmp_path):
+  # 45 rows in batches of 16 on 8 devices: three steps carry the running totals, the
+  # last one filled up with masked rows.
+  task, seqs = tiny.make_task(), tiny.make_data(num_rows=45)
+  params = task.init(jax.random.key(0))
+  loop = trainer.Trainer(task, _config(tmp_path, num_devices=8))
+  got = loop.evaluate(params, {"seq": seqs})
+  per_example = jax.device_get(jax.jit(task.evaluate)(params, {"seq": seqs}))
+  assert set(got) == set(per_example)
+  for key, values in per_example.items():
+    assert got[key] == pytest.approx(float(np.mean(values)), abs=1e-6), key
+
+
+def test_evaluating_thousands_of_batches_on_two_devices_completes():
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, "tests", "seqrec", "many_batches.py")],
+      env={**os.environ, "PYTHONPATH": REPO, "XLA_FLAGS": xla_flags(2)},
+      capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  got = json.loads(result.stdout.splitlines()[-1])
+  task = many_batches.many_metrics_task()
+  params = task.init(jax.random.key(0))
+  seqs = tiny.make_data(num_rows=many_batches.NUM_ROWS)
+  ndcg = float(np.mean(jax.jit(tiny.make_task().evaluate)(params, {"seq": seqs})["ndcg@10"]))
+  assert len(got) == many_batches.NUM_METRICS
+  assert got["m0"] == pytest.approx(ndcg, rel=1e-5)  # float32 sums over 2,000 batches
+  assert got["m99"] == pytest.approx(100 * ndcg, rel=1e-5)
 
 
 def test_checkpoint_from_eight_devices_restores_on_one(tmp_path):
